@@ -1,0 +1,201 @@
+package billing
+
+import (
+	"context"
+	"time"
+)
+
+// Store is where a Meter keeps everything it knows. It is composed of narrow parts so that each
+// component depends only on the part it needs; a backend implements all of them and proves it with
+// the conformance suite in store/storetest. Backends: store/sqlite (embedded, the default) and,
+// for many replicas, store/postgres.
+//
+// Implementations must be safe for concurrent use. The Meter does not close its Store: whoever
+// opened it closes it, after Meter.Close.
+type Store interface {
+	EventStore
+}
+
+// EventStore is the events-and-rollups part of a Store: the durable record of usage and the
+// pre-aggregated buckets that answer usage queries.
+type EventStore interface {
+	// AppendEvents records a batch atomically: every event that is new is inserted and its rollup
+	// increments (see RollupSpec.Add) are applied in the same transaction, or nothing is. Events
+	// arrive validated, with ID and Time set. The result has one status per event, in order: an
+	// event whose (Tenant, ID) is already stored, or appears earlier in the batch, is
+	// AppendDuplicate when its Resource, Quantity and Attrs equal the recorded ones and
+	// AppendConflict when they differ; neither changes anything.
+	AppendEvents(ctx context.Context, spec RollupSpec, events []Event) ([]AppendStatus, error)
+
+	// QueryRollups returns the stored buckets of q.Period whose start is in [q.From, q.To) (a zero
+	// bound is open; both are ignored for PeriodTotal), for q.Tenant and q.Resource when they are
+	// not empty, in any order.
+	QueryRollups(ctx context.Context, q RollupQuery) ([]Rollup, error)
+
+	// RebuildRollups recomputes, in one transaction, the hour, day and month buckets of span from
+	// the stored events (for tenant, or every tenant when it is empty), and the total buckets from
+	// the month buckets. The span is first widened to whole months with spec.Months. Concurrent
+	// appends either happen before or after the rebuild, never partly.
+	RebuildRollups(ctx context.Context, spec RollupSpec, tenant string, span Span) error
+}
+
+// AppendStatus is what AppendEvents did with one event.
+type AppendStatus uint8
+
+// The outcomes of appending one event.
+const (
+	AppendInserted  AppendStatus = iota // new: recorded and counted
+	AppendDuplicate                     // same id and same content already recorded: ignored
+	AppendConflict                      // same id, different content already recorded: refused
+)
+
+// String returns "inserted", "duplicate" or "conflict".
+func (s AppendStatus) String() string {
+	switch s {
+	case AppendInserted:
+		return "inserted"
+	case AppendDuplicate:
+		return "duplicate"
+	case AppendConflict:
+		return "conflict"
+	}
+	return "unknown"
+}
+
+// RollupQuery selects stored buckets; see EventStore.QueryRollups.
+type RollupQuery struct {
+	Tenant   string // empty: every tenant
+	Resource string // empty: every resource
+	Period   Period
+	From, To time.Time // bucket starts in [From, To); zero is unbounded
+}
+
+// Rollup is one stored usage bucket: the usage of one tenant and resource in one bucket of one
+// period, for one attribute group.
+type Rollup struct {
+	Tenant   string
+	Resource string
+	Period   Period
+	// Start is the bucket's start; the zero time for PeriodTotal.
+	Start time.Time
+	// Group is the canonical JSON object of the event's dimension attributes (see EncodeAttrs).
+	Group string
+	Sum   int64 // sum of quantities
+	Count int64 // number of events
+	Max   int64 // largest single quantity
+}
+
+// RollupSpec says how events become buckets: the time zone of the calendar periods and which
+// attributes form groups. A Meter builds it from its Config; stores apply it. The zero value
+// buckets in UTC and groups by every attribute.
+type RollupSpec struct {
+	// Location is the time zone of hour, day and month buckets; nil means UTC.
+	Location *time.Location
+	// Dimensions are the attribute keys that form groups; nil means every key.
+	Dimensions []string
+}
+
+// Months widens span to whole calendar months in the spec's location.
+func (s RollupSpec) Months(span Span) Span {
+	start := PeriodMonth.Start(span.Start, s.Location)
+	end := PeriodMonth.Start(span.End, s.Location)
+	if end.Before(span.End) {
+		end = PeriodMonth.Next(end, s.Location)
+	}
+	return Span{Start: start, End: end}
+}
+
+// Group returns the rollup group of attrs: the canonical JSON of its dimension attributes.
+func (s RollupSpec) Group(attrs map[string]string) string {
+	if s.Dimensions == nil {
+		return string(encodeAttrs(nil, attrs, nil))
+	}
+	dims := make(map[string]bool, len(s.Dimensions))
+	for _, d := range s.Dimensions {
+		dims[d] = true
+	}
+	return string(encodeAttrs(nil, attrs, dims))
+}
+
+// NewRollupSet returns an empty accumulator of bucket increments under this spec. Stores use it
+// to turn the events they insert (or rebuild) into rows to add.
+func (s RollupSpec) NewRollupSet() *RollupSet {
+	rs := &RollupSet{spec: s, rows: make(map[rollupKey]*Rollup)}
+	if s.Dimensions != nil {
+		rs.dims = make(map[string]bool, len(s.Dimensions))
+		for _, d := range s.Dimensions {
+			rs.dims[d] = true
+		}
+	}
+	return rs
+}
+
+// RollupSet accumulates the bucket increments of many events: one Rollup per tenant, resource,
+// period, bucket and group. It is not safe for concurrent use.
+type RollupSet struct {
+	spec  RollupSpec
+	dims  map[string]bool
+	rows  map[rollupKey]*Rollup
+	order []*Rollup
+	buf   []byte
+	last  struct {
+		hour  time.Time
+		day   time.Time
+		month time.Time
+		end   time.Time
+	}
+}
+
+type rollupKey struct {
+	tenant, resource, group string
+	period                  Period
+	start                   int64
+}
+
+// Add counts e in its hour, day, month and total buckets.
+func (rs *RollupSet) Add(e *Event) {
+	rs.buf = encodeAttrs(rs.buf[:0], e.Attrs, rs.dims)
+	group := string(rs.buf)
+	// Events of one batch usually share an hour: reuse the last computed buckets.
+	if e.Time.Before(rs.last.hour) || !e.Time.Before(rs.last.end) {
+		loc := rs.spec.Location
+		rs.last.hour = PeriodHour.Start(e.Time, loc)
+		rs.last.end = rs.last.hour.Add(time.Hour)
+		rs.last.day = PeriodDay.Start(e.Time, loc)
+		rs.last.month = PeriodMonth.Start(e.Time, loc)
+		// A day may begin or end inside a clock hour only in zones with odd offsets; keep the
+		// cache within the day.
+		if next := PeriodDay.Next(rs.last.day, loc); next.Before(rs.last.end) {
+			rs.last.end = next
+		}
+	}
+	rs.add(e, PeriodHour, rs.last.hour, group)
+	rs.add(e, PeriodDay, rs.last.day, group)
+	rs.add(e, PeriodMonth, rs.last.month, group)
+	rs.add(e, PeriodTotal, time.Time{}, group)
+}
+
+func (rs *RollupSet) add(e *Event, p Period, start time.Time, group string) {
+	var unix int64
+	if p != PeriodTotal {
+		unix = start.Unix()
+	}
+	k := rollupKey{tenant: e.Tenant, resource: e.Resource, group: group, period: p, start: unix}
+	r := rs.rows[k]
+	if r == nil {
+		r = &Rollup{Tenant: e.Tenant, Resource: e.Resource, Period: p, Start: start, Group: group}
+		rs.rows[k] = r
+		rs.order = append(rs.order, r)
+	}
+	r.Sum += e.Quantity
+	r.Count++
+	if e.Quantity > r.Max {
+		r.Max = e.Quantity
+	}
+}
+
+// Len returns the number of distinct buckets.
+func (rs *RollupSet) Len() int { return len(rs.order) }
+
+// Rollups returns the accumulated increments, in the order their buckets were first touched.
+func (rs *RollupSet) Rollups() []*Rollup { return rs.order }

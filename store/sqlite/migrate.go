@@ -1,0 +1,107 @@
+package sqlite
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meterplane/billing"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migration is one numbered schema change, from migrations/NNNN_name.sql.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("sqlite: migration file %s is not named NNNN_name.sql", e.Name())
+		}
+		body, err := fs.ReadFile(migrationFiles, path.Join("migrations", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: name, sql: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i, m := range out {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("sqlite: migrations must be numbered 1, 2, 3...; found %d at position %d", m.version, i+1)
+		}
+	}
+	return out, nil
+}
+
+// SchemaVersion is the schema version this build of the store migrates databases to.
+func SchemaVersion() int {
+	ms, _ := migrations()
+	return len(ms)
+}
+
+// migrate applies every pending migration, each in its own transaction with its record in
+// billing_migrations. It refuses a database whose version is newer than this build's.
+func (s *Store) migrate(ctx context.Context) error { return s.migrateTo(ctx, -1) }
+
+// migrateTo migrates up to version target (-1: the latest).
+func (s *Store) migrateTo(ctx context.Context, target int) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	if target < 0 {
+		target = len(ms)
+	}
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS billing_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at TEXT NOT NULL)`); err != nil {
+		return translate("create billing_migrations", err)
+	}
+	var current int
+	if err := s.w.GetContext(ctx, &current, `SELECT COALESCE(MAX(version), 0) FROM billing_migrations`); err != nil {
+		return translate("read schema version", err)
+	}
+	if current > len(ms) {
+		return fmt.Errorf("%w: %s is at schema version %d, this build knows up to %d: upgrade "+
+			"github.com/meterplane/billing to the version that wrote it", billing.ErrSchemaTooNew, s.cfg.Path, current, len(ms))
+	}
+	for _, m := range ms[current:target] {
+		tx, err := s.w.BeginTxx(ctx, nil)
+		if err != nil {
+			return translate("begin migration", err)
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			tx.Rollback()
+			return translate(fmt.Sprintf("migration %04d_%s", m.version, m.name), err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO billing_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
+			tx.Rollback()
+			return translate("record migration", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return translate("commit migration", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Track records usage events. Every event is validated first; if any is invalid, Track returns a
+// *FieldError (matching ErrInvalidEvent) naming it, and records none of them. Valid events are
+// handed to the Meter's single writer, which commits them in batches (group commit); the events
+// of one call always commit in the same transaction.
+//
+// In durable mode (the default) Track returns nil only once its events are committed: an
+// acknowledged event survives a crash. With Config.Async it returns once they are queued.
+//
+// An event whose (Tenant, ID) is already recorded with the same resource, quantity and attributes
+// is a no-op, so retrying a call with the same IDs never counts twice. One recorded with different
+// content is refused with a *EventConflictError (matching ErrEventConflict); the call's other
+// events are still recorded.
+//
+// If ctx ends while a durable Track waits for its commit, Track returns ctx.Err() but the events
+// may still be committed; retry with the same IDs to be sure. Track after Close returns ErrClosed.
+// Safe for concurrent use.
+func (m *Meter) Track(ctx context.Context, events ...Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	now := m.cfg.Now()
+	evs := make([]Event, len(events))
+	copy(evs, events)
+	for i := range evs {
+		e := &evs[i]
+		prefix := ""
+		if len(evs) > 1 {
+			prefix = "events[" + strconv.Itoa(i) + "]."
+		}
+		if err := e.validate(prefix); err != nil {
+			return err
+		}
+		if e.Time.IsZero() {
+			e.Time = now
+		} else if err := m.checkTime(e.Time, now, prefix); err != nil {
+			return err
+		}
+		if e.ID == "" {
+			e.ID = NewEventID()
+		}
+		if m.cfg.Async && e.Attrs != nil {
+			// The caller may reuse its map once Track returns; keep our own.
+			attrs := make(map[string]string, len(e.Attrs))
+			for k, v := range e.Attrs {
+				attrs[k] = v
+			}
+			e.Attrs = attrs
+		}
+	}
+	req := &request{events: evs}
+	if !m.cfg.Async {
+		req.done = make(chan error, 1)
+	}
+	if err := m.enqueue(ctx, req); err != nil {
+		return err
+	}
+	if m.cfg.Async {
+		return nil
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *Meter) checkTime(t, now time.Time, prefix string) error {
+	if t.Before(now.Add(-m.cfg.LateWindow)) {
+		return fieldErr(ErrInvalidEvent, prefix+"time", "must be at most %v old (Config.LateWindow); got %s, now %s",
+			m.cfg.LateWindow, t.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	if t.After(now.Add(m.cfg.MaxFuture)) {
+		return fieldErr(ErrInvalidEvent, prefix+"time", "must be at most %v in the future (Config.MaxFuture); got %s, now %s",
+			m.cfg.MaxFuture, t.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// request is one Track call waiting for the writer.
+type request struct {
+	events []Event
+	done   chan error // nil in async mode
+}
+
+func (m *Meter) enqueue(ctx context.Context, req *request) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if m.cfg.Overflow == OverflowReject {
+		select {
+		case m.queue <- req:
+			return nil
+		default:
+			return ErrBackpressure
+		}
+	}
+	select {
+	case m.queue <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writer is the Meter's single committer: it gathers queued requests into batches and commits
+// each batch in one store transaction, until the queue is closed and drained.
+func (m *Meter) writer() {
+	defer close(m.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var batch []*request
+	for {
+		first, ok := <-m.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+		n, async, lingering := len(first.events), first.done == nil, false
+	gather:
+		for n < m.cfg.MaxBatch {
+			var r *request
+			select {
+			case r, ok = <-m.queue:
+			default:
+				// The queue is empty. A durable caller is waiting: commit now. An async-only
+				// batch may wait up to FlushInterval for company.
+				if !async {
+					break gather
+				}
+				if !lingering {
+					lingering = true
+					timer.Reset(m.cfg.FlushInterval)
+				}
+				select {
+				case r, ok = <-m.queue:
+				case <-timer.C:
+					lingering = false
+					break gather
+				}
+			}
+			if !ok {
+				break gather // closed: commit what we have; the next receive returns
+			}
+			if n+len(r.events) > m.cfg.MaxBatch {
+				m.commit(batch)
+				batch, n, async = append(batch[:0], r), 0, true
+			} else {
+				batch = append(batch, r)
+			}
+			n += len(r.events)
+			async = async && r.done == nil
+		}
+		if lingering {
+			timer.Stop() // since Go 1.23 no stale tick can be received after Stop or Reset
+		}
+		m.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit records a batch and answers its requests. If the batch fails as a whole, each request is
+// retried alone, so one bad request cannot fail the others.
+func (m *Meter) commit(batch []*request) {
+	if len(batch) == 0 {
+		return
+	}
+	if len(batch) > 1 {
+		var events []Event
+		for _, r := range batch {
+			events = append(events, r.events...)
+		}
+		statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, events)
+		if err == nil {
+			for _, r := range batch {
+				m.answer(r, statuses[:len(r.events)], nil)
+				statuses = statuses[len(r.events):]
+			}
+			return
+		}
+	}
+	for _, r := range batch {
+		m.commitOne(r)
+	}
+}
+
+// asyncRetries is how many times an async request is retried after a failed commit, with
+// exponential backoff starting at asyncBackoff.
+const (
+	asyncRetries = 5
+	asyncBackoff = 50 * time.Millisecond
+)
+
+func (m *Meter) commitOne(r *request) {
+	statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, r.events)
+	if err != nil && r.done == nil {
+		wait := asyncBackoff
+		for i := 0; i < asyncRetries && err != nil && !errors.Is(err, ErrPeriodClosed); i++ {
+			time.Sleep(wait)
+			wait *= 2
+			statuses, err = m.cfg.Store.AppendEvents(context.Background(), m.spec, r.events)
+		}
+	}
+	m.answer(r, statuses, err)
+}
+
+// answer reports the outcome of one request to its caller (durable) or to OnError (async).
+func (m *Meter) answer(r *request, statuses []AppendStatus, err error) {
+	if err == nil {
+		var conflicts []Event
+		for i, s := range statuses {
+			if s == AppendConflict {
+				conflicts = append(conflicts, r.events[i])
+			}
+		}
+		if conflicts != nil {
+			err = &EventConflictError{Events: conflicts}
+		}
+	} else if r.done == nil {
+		err = fmt.Errorf("billing: %d async events not recorded: %w", len(r.events), err)
+	}
+	if r.done != nil {
+		r.done <- err
+	} else if err != nil {
+		m.cfg.OnError(err)
+	}
+}
