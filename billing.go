@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -57,6 +58,59 @@ type Config struct {
 	// event but not multiply its usage buckets.
 	Dimensions []string
 
+	// Limiter keeps rate-limit counters. Defaults to the built-in in-process limiter, which is
+	// exact for one process; give every replica the same shared limiter (store/redis) when the
+	// service runs on several.
+	Limiter Limiter
+
+	// RatePolicies are the rate limits of every tenant whose plan and overrides set none for a
+	// resource. Defaults to none: resources without a policy are not rate limited.
+	RatePolicies []RatePolicy
+
+	// DefaultPlan is the plan of tenants that were not assigned one. Defaults to none: such a
+	// tenant is unlimited unless it has rules of its own.
+	DefaultPlan string
+
+	// Enforce says whether hard quota rules refuse reservations. Defaults to EnforceOn;
+	// EnforceOff tracks and alerts only (a dry run, or a switch for incidents).
+	Enforce Enforcement
+
+	// FailOpen makes Reserve admit requests when the Store cannot tell the rules or usage (the
+	// failure is logged). Defaults to false: Reserve fails closed and returns the error, so a hard
+	// limit holds even when the database is in trouble.
+	FailOpen bool
+
+	// ReservationTTL is how long an uncommitted reservation holds its units before they return.
+	// Defaults to 5 minutes.
+	ReservationTTL time.Duration
+
+	// RuleCacheTTL is how long a process keeps a tenant's rules (plan and overrides) in memory.
+	// Changes made through this Meter apply at once; changes made by another process apply
+	// within this time. Defaults to 10 seconds.
+	RuleCacheTTL time.Duration
+
+	// Notifier delivers quota alerts. Defaults to a SlogNotifier on Logger. Deliveries go through
+	// an outbox in the Store and are retried on error.
+	Notifier Notifier
+
+	// AlertMaxAttempts is how many times a delivery is tried before it is marked dead. Defaults
+	// to 10.
+	AlertMaxAttempts int
+
+	// AlertRetryBackoff is the wait after a first failed delivery; it doubles after each failure
+	// (with ±25% jitter), up to an hour. Defaults to 5 seconds.
+	AlertRetryBackoff time.Duration
+
+	// AlertPollInterval is how often the outbox looks for deliveries due for a retry. Defaults to
+	// 1 second.
+	AlertPollInterval time.Duration
+
+	// NotifyTimeout bounds one delivery attempt. Defaults to 10 seconds.
+	NotifyTimeout time.Duration
+
+	// CheckInterval is how often Run calls CheckQuotas. Defaults to 1 minute.
+	CheckInterval time.Duration
+
 	// Logger receives operational messages. Defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -76,8 +130,25 @@ const (
 	OverflowReject
 )
 
+// Enforcement says whether hard quota rules refuse reservations.
+type Enforcement uint8
+
+const (
+	// EnforceOn refuses reservations that would cross a hard limit. The default.
+	EnforceOn Enforcement = iota
+	// EnforceOff never refuses: usage is tracked, reserved and alerted only.
+	EnforceOff
+)
+
 // Defaults applied by New.
 const (
+	DefaultReservationTTL    = 5 * time.Minute
+	DefaultRuleCacheTTL      = 10 * time.Second
+	DefaultAlertMaxAttempts  = 10
+	DefaultAlertRetryBackoff = 5 * time.Second
+	DefaultAlertPollInterval = time.Second
+	DefaultNotifyTimeout     = 10 * time.Second
+	DefaultCheckInterval     = time.Minute
 	DefaultMaxBatch      = 1000
 	DefaultFlushInterval = 2 * time.Millisecond
 	DefaultQueueSize     = 4096
@@ -96,6 +167,11 @@ type Meter struct {
 	closed bool
 	queue  chan *request
 	done   chan struct{} // closed when the writer has drained and exited
+
+	rules  ruleCache
+	book   quotaBook
+	alerts *alerter
+	outbox *outbox
 }
 
 // New checks cfg, fills its defaults and starts the Meter's writer.
@@ -125,6 +201,12 @@ func New(cfg Config) (*Meter, error) {
 		{"FlushInterval", &cfg.FlushInterval, DefaultFlushInterval},
 		{"LateWindow", &cfg.LateWindow, DefaultLateWindow},
 		{"MaxFuture", &cfg.MaxFuture, DefaultMaxFuture},
+		{"ReservationTTL", &cfg.ReservationTTL, DefaultReservationTTL},
+		{"RuleCacheTTL", &cfg.RuleCacheTTL, DefaultRuleCacheTTL},
+		{"AlertRetryBackoff", &cfg.AlertRetryBackoff, DefaultAlertRetryBackoff},
+		{"AlertPollInterval", &cfg.AlertPollInterval, DefaultAlertPollInterval},
+		{"NotifyTimeout", &cfg.NotifyTimeout, DefaultNotifyTimeout},
+		{"CheckInterval", &cfg.CheckInterval, DefaultCheckInterval},
 	} {
 		if *f.v < 0 {
 			return nil, fieldErr(ErrInvalidConfig, f.name, "must not be negative (got %v); use 0 for the default %v", *f.v, f.def)
@@ -140,6 +222,7 @@ func New(cfg Config) (*Meter, error) {
 	}{
 		{"MaxBatch", &cfg.MaxBatch, DefaultMaxBatch},
 		{"QueueSize", &cfg.QueueSize, DefaultQueueSize},
+		{"AlertMaxAttempts", &cfg.AlertMaxAttempts, DefaultAlertMaxAttempts},
 	} {
 		if *f.v < 0 {
 			return nil, fieldErr(ErrInvalidConfig, f.name, "must not be negative (got %d); use 0 for the default %d", *f.v, f.def)
@@ -147,6 +230,17 @@ func New(cfg Config) (*Meter, error) {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if cfg.Enforce > EnforceOff {
+		return nil, fieldErr(ErrInvalidConfig, "Enforce", "must be EnforceOn or EnforceOff (got %d)", cfg.Enforce)
+	}
+	if cfg.DefaultPlan != "" {
+		if r := checkName(cfg.DefaultPlan); r != "" {
+			return nil, fieldErr(ErrInvalidConfig, "DefaultPlan", "%s", r)
+		}
+	}
+	if cfg.Notifier == nil {
+		cfg.Notifier = SlogNotifier{Logger: cfg.Logger}
 	}
 	if cfg.Overflow > OverflowReject {
 		return nil, fieldErr(ErrInvalidConfig, "Overflow", "must be OverflowBlock or OverflowReject (got %d)", cfg.Overflow)
@@ -161,28 +255,67 @@ func New(cfg Config) (*Meter, error) {
 		}
 		cfg.Dimensions = dims
 	}
+	if err := validateRatePolicies(cfg.RatePolicies); err != nil {
+		return nil, err
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewLocalLimiter(LocalLimiterConfig{Now: cfg.Now})
+	}
 	m := &Meter{
 		cfg:   cfg,
 		spec:  RollupSpec{Location: cfg.Location, Dimensions: cfg.Dimensions},
 		queue: make(chan *request, cfg.QueueSize),
 		done:  make(chan struct{}),
 	}
+	m.book.init()
+	m.alerts = newAlerter(m)
+	m.outbox = newOutbox(m)
 	go m.writer()
+	go m.alerts.run()
+	go m.outbox.run()
 	return m, nil
 }
 
 // Close stops accepting events, waits until every queued event is committed (or reported to
-// OnError), and stops the writer. Track after Close returns ErrClosed. Close is idempotent and
+// OnError), records the alerts they raised, and stops the writer and the alert outbox (pending
+// deliveries stay in the Store for the next Meter). Track after Close returns ErrClosed. Close is idempotent and
 // does not close the Store.
 func (m *Meter) Close() error {
 	m.mu.Lock()
-	if !m.closed {
+	first := !m.closed
+	if first {
 		m.closed = true
 		close(m.queue)
 	}
 	m.mu.Unlock()
 	<-m.done
+	if first {
+		close(m.alerts.stop)
+	}
+	<-m.alerts.done
+	if first {
+		close(m.outbox.stop)
+	}
+	<-m.outbox.done
 	return nil
+}
+
+// Run runs the Meter's periodic jobs until ctx ends: CheckQuotas every Config.CheckInterval.
+// Alerts are delivered and events written whether or not Run is called. It returns nil when ctx
+// ends. Safe to run in every process of a service.
+func (m *Meter) Run(ctx context.Context) error {
+	tick := time.NewTicker(m.cfg.CheckInterval)
+	defer tick.Stop()
+	for {
+		if _, err := m.CheckQuotas(ctx); err != nil && ctx.Err() == nil {
+			m.cfg.Logger.Error("billing: quota check failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // Location returns the time zone of the Meter's calendar periods.

@@ -39,6 +39,11 @@ var (
 	// ErrRateLimited reports a refusal by a rate limit.
 	ErrRateLimited = errors.New("billing: rate limited")
 
+	// ErrExceedsBurst reports a rate-limit request for more units at once than the policy's burst:
+	// unlike an ordinary refusal (ErrRateLimited) it can never pass, however long the caller
+	// waits. Split the request or raise the policy's Burst.
+	ErrExceedsBurst = errors.New("billing: request exceeds the rate limit's burst")
+
 	// ErrPeriodClosed reports an event whose time falls in an invoiced (finalized) period.
 	ErrPeriodClosed = errors.New("billing: period closed")
 

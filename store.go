@@ -14,6 +14,8 @@ import (
 // opened it closes it, after Meter.Close.
 type Store interface {
 	EventStore
+	PlanStore
+	AlertStore
 }
 
 // EventStore is the events-and-rollups part of a Store: the durable record of usage and the
@@ -37,6 +39,44 @@ type EventStore interface {
 	// the month buckets. The span is first widened to whole months with spec.Months. Concurrent
 	// appends either happen before or after the rebuild, never partly.
 	RebuildRollups(ctx context.Context, spec RollupSpec, tenant string, span Span) error
+}
+
+// PlanStore is the plans-and-tenants part of a Store: the rules a Meter enforces.
+type PlanStore interface {
+	// PutPlan creates or replaces the plan with p.ID.
+	PutPlan(ctx context.Context, p Plan) error
+	// GetPlan returns the plan with id, or an error matching ErrNotFound.
+	GetPlan(ctx context.Context, id string) (Plan, error)
+	// ListPlans returns every plan, ordered by ID.
+	ListPlans(ctx context.Context) ([]Plan, error)
+	// GetTenant returns the tenant record with id, or an error matching ErrNotFound.
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	// UpdateTenant reads the tenant record with id (a new Tenant{ID: id} when there is none),
+	// calls fn on it and stores the result, atomically: concurrent updates of one tenant never
+	// lose each other's changes. An error from fn aborts the update and is returned as is.
+	UpdateTenant(ctx context.Context, id string, fn func(t *Tenant) error) (Tenant, error)
+	// ListTenants returns the tenant records, ordered by ID, starting after the ID after (empty:
+	// from the first), at most limit of them (0: all).
+	ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error)
+}
+
+// AlertStore is the alerts-and-outbox part of a Store: which threshold crossings were alerted,
+// and the durable queue of their deliveries.
+type AlertStore interface {
+	// RecordAlert stores a and queues its delivery, atomically, unless an alert with a.ID was
+	// recorded before; it reports whether a was new. This is what makes alerts fire once.
+	RecordAlert(ctx context.Context, a Alert) (bool, error)
+	// ClaimDeliveries returns up to limit pending deliveries due at now (NextAttempt <= now),
+	// and pushes each one's NextAttempt to now+lease, so that another process does not claim
+	// it while it is being sent.
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
+	// FinishDelivery records the outcome of an attempt: d.Status, d.Attempts, d.NextAttempt and
+	// d.LastError as set by the caller.
+	FinishDelivery(ctx context.Context, d Delivery) error
+	// ListAlerts returns alerts matching q, newest first.
+	ListAlerts(ctx context.Context, q AlertQuery) ([]Alert, error)
+	// ListDeliveries returns deliveries matching q, newest first.
+	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, error)
 }
 
 // AppendStatus is what AppendEvents did with one event.

@@ -25,6 +25,12 @@ import (
 // may still be committed; retry with the same IDs to be sure. Track after Close returns ErrClosed.
 // Safe for concurrent use.
 func (m *Meter) Track(ctx context.Context, events ...Event) error {
+	return m.track(ctx, events, "")
+}
+
+// track validates and records events; release names a reservation whose hold the writer returns
+// in the same step that counts the events.
+func (m *Meter) track(ctx context.Context, events []Event, release string) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -48,8 +54,9 @@ func (m *Meter) Track(ctx context.Context, events ...Event) error {
 		if e.ID == "" {
 			e.ID = NewEventID()
 		}
-		if m.cfg.Async && e.Attrs != nil {
-			// The caller may reuse its map once Track returns; keep our own.
+		if e.Attrs != nil {
+			// The caller may reuse its map once Track returns (at once in async mode, or after
+			// ctx ends in durable mode, while the event may still be committed): keep our own.
 			attrs := make(map[string]string, len(e.Attrs))
 			for k, v := range e.Attrs {
 				attrs[k] = v
@@ -57,7 +64,7 @@ func (m *Meter) Track(ctx context.Context, events ...Event) error {
 			e.Attrs = attrs
 		}
 	}
-	req := &request{events: evs}
+	req := &request{events: evs, release: release}
 	if !m.cfg.Async {
 		req.done = make(chan error, 1)
 	}
@@ -89,8 +96,9 @@ func (m *Meter) checkTime(t, now time.Time, prefix string) error {
 
 // request is one Track call waiting for the writer.
 type request struct {
-	events []Event
-	done   chan error // nil in async mode
+	events  []Event
+	release string     // reservation id whose hold to return once committed
+	done    chan error // nil in async mode
 }
 
 func (m *Meter) enqueue(ctx context.Context, req *request) error {
@@ -182,7 +190,16 @@ func (m *Meter) commit(batch []*request) {
 		for _, r := range batch {
 			events = append(events, r.events...)
 		}
+		m.book.commitMu.Lock()
 		statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, events)
+		if err == nil {
+			all := statuses
+			for _, r := range batch {
+				m.book.apply(m, r.events, all[:len(r.events)], r.release)
+				all = all[len(r.events):]
+			}
+		}
+		m.book.commitMu.Unlock()
 		if err == nil {
 			for _, r := range batch {
 				m.answer(r, statuses[:len(r.events)], nil)
@@ -204,16 +221,27 @@ const (
 )
 
 func (m *Meter) commitOne(r *request) {
-	statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, r.events)
+	statuses, err := m.append(r)
 	if err != nil && r.done == nil {
 		wait := asyncBackoff
 		for i := 0; i < asyncRetries && err != nil && !errors.Is(err, ErrPeriodClosed); i++ {
 			time.Sleep(wait)
 			wait *= 2
-			statuses, err = m.cfg.Store.AppendEvents(context.Background(), m.spec, r.events)
+			statuses, err = m.append(r)
 		}
 	}
 	m.answer(r, statuses, err)
+}
+
+// append commits one request and applies it to the quota book.
+func (m *Meter) append(r *request) ([]AppendStatus, error) {
+	m.book.commitMu.Lock()
+	defer m.book.commitMu.Unlock()
+	statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, r.events)
+	if err == nil {
+		m.book.apply(m, r.events, statuses, r.release)
+	}
+	return statuses, err
 }
 
 // answer reports the outcome of one request to its caller (durable) or to OnError (async).

@@ -1,0 +1,215 @@
+package billing
+
+import (
+	"context"
+	"math/bits"
+	"sync"
+	"time"
+)
+
+// alerter turns threshold crossings into recorded alerts, off the writer's path: the writer only
+// appends to its queue, which never blocks. It also checks (tenant, resource) pairs the writer
+// had no rules for.
+type alerter struct {
+	m      *Meter
+	mu     sync.Mutex
+	keys   map[RateKey]bool
+	alerts []Alert
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func newAlerter(m *Meter) *alerter {
+	return &alerter{m: m, keys: make(map[RateKey]bool), wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (a *alerter) signal() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// check queues k for a rule check by the alerter goroutine.
+func (a *alerter) check(k RateKey) {
+	a.mu.Lock()
+	a.keys[k] = true
+	a.mu.Unlock()
+	a.signal()
+}
+
+// crossed queues an alert for every threshold of q that bc's usage has reached and that was not
+// alerted yet in this bucket. c.mu must be held.
+func (a *alerter) crossed(c *counter, q QuotaRule, bc *bucketCount) {
+	for _, t := range q.NotifyAt {
+		if !reached(bc.used, q.Limit, t) || bc.alerted[t] {
+			continue
+		}
+		if bc.alerted == nil {
+			bc.alerted = make(map[int]bool)
+		}
+		bc.alerted[t] = true
+		al := newAlert(c.key, q, bc.span, t, bc.used, a.m.cfg.Now())
+		a.mu.Lock()
+		a.alerts = append(a.alerts, al)
+		a.mu.Unlock()
+		a.signal()
+	}
+}
+
+func newAlert(k RateKey, q QuotaRule, bucket Span, threshold int, used int64, now time.Time) Alert {
+	return Alert{ID: AlertID(k.Tenant, k.Resource, q.Period, bucket.Start, threshold), Tenant: k.Tenant,
+		Resource: k.Resource, Period: q.Period, Bucket: bucket, Threshold: threshold, Used: used,
+		Limit: q.Limit, Hard: q.Hard, At: now}
+}
+
+// reached reports whether used is at least threshold percent of limit, exactly (128-bit
+// products). Nothing used never reaches a threshold, even of a zero limit.
+func reached(used, limit int64, threshold int) bool {
+	if used <= 0 {
+		return false
+	}
+	uh, ul := bits.Mul64(uint64(used), 100)
+	lh, ll := bits.Mul64(uint64(limit), uint64(threshold))
+	return uh > lh || (uh == lh && ul >= ll)
+}
+
+// run processes the queue until stop is closed, then drains it.
+func (a *alerter) run() {
+	defer close(a.done)
+	for {
+		select {
+		case <-a.wake:
+			a.process()
+		case <-a.stop:
+			a.process()
+			return
+		}
+	}
+}
+
+func (a *alerter) process() {
+	ctx := context.Background()
+	for {
+		a.mu.Lock()
+		keys, alerts := a.keys, a.alerts
+		a.keys, a.alerts = make(map[RateKey]bool), nil
+		a.mu.Unlock()
+		if len(keys) == 0 && len(alerts) == 0 {
+			return
+		}
+		m := a.m
+		for k := range keys {
+			m.rules.invalidate(k.Tenant)
+			e, err := m.effectiveRules(ctx, k.Tenant)
+			if err != nil {
+				m.cfg.Logger.Error("billing: cannot load quota rules for alerts", "tenant", k.Tenant, "err", err)
+				continue
+			}
+			if len(e.byResource[k.Resource]) == 0 && m.book.lookup(k) == nil {
+				// No rule and no counter: remember the empty rules so the writer stops asking.
+				m.book.remember(k, e)
+				continue
+			}
+			c, err := m.book.get(ctx, m, k, e, m.cfg.Now())
+			if err != nil {
+				m.cfg.Logger.Error("billing: cannot load usage for alerts", "tenant", k.Tenant, "resource", k.Resource, "err", err)
+				continue
+			}
+			for _, q := range c.rules {
+				if bc := c.buckets[q.Period]; bc != nil {
+					a.crossed(c, q, bc)
+				}
+			}
+			c.mu.Unlock()
+		}
+		a.mu.Lock()
+		alerts = append(alerts, a.alerts...)
+		a.alerts = nil
+		a.mu.Unlock()
+		recorded := false
+		for _, al := range alerts {
+			isNew, err := m.cfg.Store.RecordAlert(ctx, al)
+			if err != nil {
+				m.cfg.Logger.Error("billing: cannot record alert; CheckQuotas will retry", "alert", al.ID, "err", err)
+				continue
+			}
+			recorded = recorded || isNew
+		}
+		if recorded {
+			m.outbox.signal()
+		}
+	}
+}
+
+// CheckQuotas compares every tenant's usage in the current period with its rules and records an
+// alert for each threshold reached that was not alerted yet, such as after a rule was lowered
+// below usage, or when a process stopped between recording usage and its alert. It returns the
+// alerts it recorded. Meter.Run calls it every Config.CheckInterval. Safe to run on several
+// processes at once: the Store records each alert once.
+func (m *Meter) CheckQuotas(ctx context.Context) ([]Alert, error) {
+	tenants := map[string]bool{}
+	for after := ""; ; {
+		page, err := m.cfg.Store.ListTenants(ctx, after, 500)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range page {
+			tenants[t.ID] = true
+		}
+		if len(page) < 500 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if m.cfg.DefaultPlan != "" {
+		// Tenants without a record are on the default plan: find them by their usage.
+		rows, err := m.cfg.Store.QueryRollups(ctx, RollupQuery{Period: PeriodTotal})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			tenants[r.Tenant] = true
+		}
+	}
+	now := m.cfg.Now()
+	var out []Alert
+	for tenant := range tenants {
+		m.rules.invalidate(tenant)
+		e, err := m.effectiveRules(ctx, tenant)
+		if err != nil {
+			return out, err
+		}
+		for _, q := range e.quotas {
+			bucket := m.bucketOf(q.Period, e.anchorDay, now)
+			used, err := m.usedIn(ctx, RateKey{Tenant: tenant, Resource: q.Resource}, q.Period, bucket)
+			if err != nil {
+				return out, err
+			}
+			for _, t := range q.NotifyAt {
+				if !reached(used, q.Limit, t) {
+					continue
+				}
+				al := newAlert(RateKey{Tenant: tenant, Resource: q.Resource}, q, bucket, t, used, now)
+				isNew, err := m.cfg.Store.RecordAlert(ctx, al)
+				if err != nil {
+					return out, err
+				}
+				if isNew {
+					out = append(out, al)
+				}
+			}
+		}
+	}
+	if len(out) > 0 {
+		m.outbox.signal()
+	}
+	return out, nil
+}
+
+// Alerts returns recorded alerts matching q, newest first.
+func (m *Meter) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
+	return m.cfg.Store.ListAlerts(ctx, q)
+}
