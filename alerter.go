@@ -15,13 +15,14 @@ type alerter struct {
 	mu     sync.Mutex
 	keys   map[RateKey]bool
 	alerts []Alert
+	seen   map[string]bool // alert ids recorded (or found recorded) by this process
 	wake   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
 }
 
 func newAlerter(m *Meter) *alerter {
-	return &alerter{m: m, keys: make(map[RateKey]bool), wake: make(chan struct{}, 1),
+	return &alerter{m: m, keys: make(map[RateKey]bool), seen: make(map[string]bool), wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -41,8 +42,8 @@ func (a *alerter) check(k RateKey) {
 }
 
 // crossed queues an alert for every threshold of q that bc's usage has reached and that was not
-// alerted yet in this bucket. c.mu must be held.
-func (a *alerter) crossed(c *counter, q QuotaRule, bc *bucketCount) {
+// alerted yet in this bucket. The counter's lock must be held.
+func (a *alerter) crossed(k RateKey, q QuotaRule, bc *bucketCount) {
 	for _, t := range q.NotifyAt {
 		if !reached(bc.used, q.Limit, t) || bc.alerted[t] {
 			continue
@@ -51,7 +52,7 @@ func (a *alerter) crossed(c *counter, q QuotaRule, bc *bucketCount) {
 			bc.alerted = make(map[int]bool)
 		}
 		bc.alerted[t] = true
-		al := newAlert(c.key, q, bc.span, t, bc.used, a.m.cfg.Now())
+		al := newAlert(k, q, bc.span, t, bc.used, a.m.cfg.Now())
 		a.mu.Lock()
 		a.alerts = append(a.alerts, al)
 		a.mu.Unlock()
@@ -102,28 +103,7 @@ func (a *alerter) process() {
 		}
 		m := a.m
 		for k := range keys {
-			m.rules.invalidate(k.Tenant)
-			e, err := m.effectiveRules(ctx, k.Tenant)
-			if err != nil {
-				m.cfg.Logger.Error("billing: cannot load quota rules for alerts", "tenant", k.Tenant, "err", err)
-				continue
-			}
-			if len(e.byResource[k.Resource]) == 0 && m.book.lookup(k) == nil {
-				// No rule and no counter: remember the empty rules so the writer stops asking.
-				m.book.remember(k, e)
-				continue
-			}
-			c, err := m.book.get(ctx, m, k, e, m.cfg.Now())
-			if err != nil {
-				m.cfg.Logger.Error("billing: cannot load usage for alerts", "tenant", k.Tenant, "resource", k.Resource, "err", err)
-				continue
-			}
-			for _, q := range c.rules {
-				if bc := c.buckets[q.Period]; bc != nil {
-					a.crossed(c, q, bc)
-				}
-			}
-			c.mu.Unlock()
+			alerts = append(alerts, a.checkKey(ctx, k)...)
 		}
 		a.mu.Lock()
 		alerts = append(alerts, a.alerts...)
@@ -131,17 +111,62 @@ func (a *alerter) process() {
 		a.mu.Unlock()
 		recorded := false
 		for _, al := range alerts {
+			if a.seen[al.ID] {
+				continue
+			}
 			isNew, err := m.cfg.Store.RecordAlert(ctx, al)
 			if err != nil {
 				m.cfg.Logger.Error("billing: cannot record alert; CheckQuotas will retry", "alert", al.ID, "err", err)
 				continue
 			}
+			if len(a.seen) >= 100_000 {
+				clear(a.seen) // only an optimisation: the Store dedupes
+			}
+			a.seen[al.ID] = true
 			recorded = recorded || isNew
 		}
 		if recorded {
 			m.outbox.signal()
 		}
 	}
+}
+
+// checkKey loads k's current rules and usage and returns an alert for every threshold reached.
+// For the built-in Quota this also refreshes the rules the writer checks crossings with.
+func (a *alerter) checkKey(ctx context.Context, k RateKey) []Alert {
+	m := a.m
+	gen := m.rules.gen.Load()
+	e, err := m.effectiveRules(ctx, k.Tenant)
+	if err != nil {
+		m.cfg.Logger.Error("billing: cannot load quota rules for alerts", "tenant", k.Tenant, "err", err)
+		return nil
+	}
+	now := m.cfg.Now()
+	req := m.quotaRequest(k, e, gen, now)
+	if len(req.Rules) == 0 {
+		if m.localQuota {
+			// Remember that the pair has no rules, so the writer stops asking until they change.
+			c := m.book.counterOf(k)
+			c.mu.Lock()
+			c.rules, c.rulesGen, c.rulesAt = nil, gen, now
+			c.mu.Unlock()
+		}
+		return nil
+	}
+	used, _, err := m.quota.Counts(ctx, req)
+	if err != nil {
+		m.cfg.Logger.Error("billing: cannot load usage for alerts", "tenant", k.Tenant, "resource", k.Resource, "err", err)
+		return nil
+	}
+	var out []Alert
+	for i, q := range req.Rules {
+		for _, t := range q.NotifyAt {
+			if reached(used[i], q.Limit, t) {
+				out = append(out, newAlert(k, q, req.Buckets[i], t, used[i], now))
+			}
+		}
+	}
+	return out
 }
 
 // CheckQuotas compares every tenant's usage in the current period with its rules and records an

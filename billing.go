@@ -67,6 +67,11 @@ type Config struct {
 	// resource. Defaults to none: resources without a policy are not rate limited.
 	RatePolicies []RatePolicy
 
+	// Quota keeps reservations and the usage that quota rules are checked against. Defaults to
+	// the built-in in-process Quota, exact for one process; give every replica the same shared
+	// Quota when the service runs on several.
+	Quota Quota
+
 	// DefaultPlan is the plan of tenants that were not assigned one. Defaults to none: such a
 	// tenant is unlimited unless it has rules of its own.
 	DefaultPlan string
@@ -149,11 +154,11 @@ const (
 	DefaultAlertPollInterval = time.Second
 	DefaultNotifyTimeout     = 10 * time.Second
 	DefaultCheckInterval     = time.Minute
-	DefaultMaxBatch      = 1000
-	DefaultFlushInterval = 2 * time.Millisecond
-	DefaultQueueSize     = 4096
-	DefaultLateWindow    = 35 * 24 * time.Hour
-	DefaultMaxFuture     = 5 * time.Minute
+	DefaultMaxBatch          = 1000
+	DefaultFlushInterval     = 2 * time.Millisecond
+	DefaultQueueSize         = 4096
+	DefaultLateWindow        = 35 * 24 * time.Hour
+	DefaultMaxFuture         = 5 * time.Minute
 )
 
 // Meter meters usage: it validates and records events, keeps usage buckets exact, and answers
@@ -168,10 +173,12 @@ type Meter struct {
 	queue  chan *request
 	done   chan struct{} // closed when the writer has drained and exited
 
-	rules  ruleCache
-	book   quotaBook
-	alerts *alerter
-	outbox *outbox
+	rules      ruleCache
+	book       quotaBook // the built-in Quota
+	quota      Quota     // Config.Quota, or &book
+	localQuota bool      // quota is the built-in one
+	alerts     *alerter
+	outbox     *outbox
 }
 
 // New checks cfg, fills its defaults and starts the Meter's writer.
@@ -267,7 +274,11 @@ func New(cfg Config) (*Meter, error) {
 		queue: make(chan *request, cfg.QueueSize),
 		done:  make(chan struct{}),
 	}
-	m.book.init()
+	m.book.init(m)
+	m.quota, m.localQuota = cfg.Quota, false
+	if m.quota == nil {
+		m.quota, m.localQuota = &m.book, true
+	}
 	m.alerts = newAlerter(m)
 	m.outbox = newOutbox(m)
 	go m.writer()

@@ -21,7 +21,7 @@ var (
 	// ErrClosed is returned by calls made after Meter.Close.
 	ErrClosed = errors.New("billing: meter is closed")
 
-	// ErrBackpressure is returned by Track in async mode when the queue is full and
+	// ErrBackpressure is returned by Track (durable or async) when the writer's queue is full and
 	// Config.Overflow is OverflowReject. Nothing of that call was queued; retry later.
 	ErrBackpressure = errors.New("billing: event queue is full")
 
@@ -46,6 +46,11 @@ var (
 
 	// ErrPeriodClosed reports an event whose time falls in an invoiced (finalized) period.
 	ErrPeriodClosed = errors.New("billing: period closed")
+
+	// ErrWebhookSignature reports a webhook request that VerifyWebhook refused: a missing or
+	// malformed header, a timestamp outside the tolerance, or no signature that matches. The
+	// wrapping error says which.
+	ErrWebhookSignature = errors.New("billing: webhook verification failed")
 
 	// ErrSchemaTooNew is returned by a store that finds a database migrated by a newer version of
 	// this library than the running one.

@@ -87,18 +87,26 @@ func (e *Event) validate(prefix string) *FieldError {
 	if len(e.Attrs) > MaxAttrs {
 		return bad("attrs", "must have at most %d entries (got %d)", MaxAttrs, len(e.Attrs))
 	}
+	// Report the first bad attribute in key order, so the error does not depend on map order.
+	var worst *FieldError
+	worstKey := ""
 	for k, v := range e.Attrs {
+		if worst != nil && k > worstKey {
+			continue
+		}
+		var fe *FieldError
 		if r := checkKey(k); r != "" {
-			return bad("attrs", "key %q: %s", k, r)
+			fe = bad("attrs", "key %q: %s", k, r)
+		} else if len(v) > MaxAttrValueLen {
+			fe = bad("attrs["+k+"]", "must be at most %d bytes (got %d)", MaxAttrValueLen, len(v))
+		} else if r := checkText(v); r != "" {
+			fe = bad("attrs["+k+"]", "%s", r)
 		}
-		if len(v) > MaxAttrValueLen {
-			return bad("attrs["+k+"]", "must be at most %d bytes (got %d)", MaxAttrValueLen, len(v))
-		}
-		if r := checkText(v); r != "" {
-			return bad("attrs["+k+"]", "%s", r)
+		if fe != nil {
+			worst, worstKey = fe, k
 		}
 	}
-	return nil
+	return worst
 }
 
 // checkName validates a resource name; it returns the broken rule or "".

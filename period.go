@@ -56,10 +56,10 @@ func (p Period) Start(t time.Time, loc *time.Location) time.Time {
 			time.Duration(lt.Nanosecond()))
 	case PeriodDay:
 		y, m, d := lt.Date()
-		return time.Date(y, m, d, 0, 0, 0, 0, loc)
+		return midnight(y, m, d, loc)
 	case PeriodMonth:
 		y, m, _ := lt.Date()
-		return time.Date(y, m, 1, 0, 0, 0, 0, loc)
+		return midnight(y, m, 1, loc)
 	}
 	return time.Time{}
 }
@@ -76,12 +76,33 @@ func (p Period) Next(start time.Time, loc *time.Location) time.Time {
 		return start.Add(time.Hour)
 	case PeriodDay:
 		y, m, d := ls.Date()
-		return time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+		return midnight(y, m, d+1, loc)
 	case PeriodMonth:
 		y, m, _ := ls.Date()
-		return time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
+		return midnight(y, m+1, 1, loc)
 	}
 	return time.Time{}
+}
+
+// midnight returns the first instant of the date y-m-d (normalized like time.Date) in loc. Where
+// clocks jump over midnight (America/Santiago, America/Havana, Atlantic/Azores in spring),
+// 00:00 does not exist and time.Date may pick an instant of the previous day; the day then
+// starts when the previous day's zone offset ends.
+func midnight(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	// On an ordinary day t is 00:00 of the asked date, and on a day whose midnight was skipped
+	// it may be 01:00 of it. But time.Date may also answer with an instant of the day before (as
+	// for Pacific/Apia, whose 2011-12-30 was skipped whole): the day then starts where that zone
+	// period ends.
+	// A midnight that falls in a gap makes time.Date answer with an instant of the day before.
+	want := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	ty, tm, td := t.Date()
+	if time.Date(ty, tm, td, 0, 0, 0, 0, time.UTC).Before(want) {
+		if _, end := t.ZoneBounds(); !end.IsZero() && end.After(t) {
+			return end.In(loc)
+		}
+	}
+	return t
 }
 
 // Span is the half-open time interval [Start, End).
@@ -89,6 +110,9 @@ type Span struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 }
+
+// Equal reports whether two spans have equal bounds.
+func (s Span) Equal(o Span) bool { return s.Start.Equal(o.Start) && s.End.Equal(o.End) }
 
 // Contains reports whether t is in [Start, End).
 func (s Span) Contains(t time.Time) bool { return !t.Before(s.Start) && t.Before(s.End) }

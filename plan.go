@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -188,6 +189,7 @@ func checkTenant(tenant string) error {
 // effective is what applies to one tenant: its plan and own rules merged. It is immutable once
 // built; a change builds a new one.
 type effective struct {
+	buckets    [4]atomic.Pointer[Span] // the last bucket seen of each period, by periodRank
 	anchorDay  int
 	quotas     []QuotaRule            // one per resource and period; Tenant set
 	byResource map[string][]QuotaRule // quotas by resource
@@ -197,12 +199,19 @@ type effective struct {
 
 // ruleCache keeps each tenant's effective rules for Config.RuleCacheTTL.
 type ruleCache struct {
-	tenants sync.Map // tenant -> *effective
+	tenants sync.Map      // tenant -> *effective
+	gen     atomic.Uint64 // bumped by every invalidation, so counters know their rules are old
 }
 
-func (c *ruleCache) invalidate(tenant string) { c.tenants.Delete(tenant) }
+func (c *ruleCache) invalidate(tenant string) {
+	c.tenants.Delete(tenant)
+	c.gen.Add(1)
+}
 
-func (c *ruleCache) invalidateAll() { c.tenants.Clear() }
+func (c *ruleCache) invalidateAll() {
+	c.tenants.Clear()
+	c.gen.Add(1)
+}
 
 // current returns the cached rules of tenant if they are fresh at now.
 func (c *ruleCache) current(tenant string, now time.Time, ttl time.Duration) *effective {
@@ -295,4 +304,26 @@ func (m *Meter) ratePolicies(ctx context.Context, tenant string) ([]RatePolicy, 
 		return nil, err
 	}
 	return e.rates, nil
+}
+
+// quotaRequest describes key's rules and their current buckets at now, for the Quota.
+func (m *Meter) quotaRequest(key RateKey, e *effective, gen uint64, now time.Time) QuotaRequest {
+	rules := e.byResource[key.Resource]
+	req := QuotaRequest{Key: key, Rules: rules, Buckets: make([]Span, len(rules)), Now: now, gen: gen}
+	for i, q := range rules {
+		req.Buckets[i] = e.bucket(m, q.Period, now)
+	}
+	return req
+}
+
+// bucket returns the bucket of period p containing now, for this tenant (its anchor day),
+// remembering the last one so that the hot path rarely does calendar arithmetic.
+func (e *effective) bucket(m *Meter, p Period, now time.Time) Span {
+	slot := &e.buckets[periodRank(p)%len(e.buckets)]
+	if b := slot.Load(); b != nil && (p == PeriodTotal || b.Contains(now)) {
+		return *b
+	}
+	b := m.bucketOf(p, e.anchorDay, now)
+	slot.Store(&b)
+	return b
 }

@@ -28,6 +28,43 @@ type QuotaRule struct {
 	NotifyAt []int `json:"notify_at"`
 }
 
+// Quota holds reservations against quota rules and knows each rule's usage in its current bucket:
+// the state Reserve decides on. The built-in one (used when Config.Quota is nil) keeps it in
+// process memory, exact for one process because the Meter's writer feeds it every committed event.
+// A shared implementation (on PostgreSQL or Redis) keeps it where every replica sees it, and then
+// makes Reserve atomic across replicas. Implementations must be safe for concurrent use.
+type Quota interface {
+	// Reserve holds req.N units for req.Key under req.ID until req.Expires, if for every hard rule
+	// of req.Rules the usage of its bucket (req.Buckets, same index) plus the units held plus
+	// req.N stays within the rule's Limit; otherwise it holds nothing and returns a
+	// *QuotaExceededError for the first such rule. With req.Enforce false it never refuses.
+	// Checking and holding are one atomic step. Reserving an ID that is already held is a no-op.
+	Reserve(ctx context.Context, req QuotaRequest) error
+	// Release returns the units held under id for key; an unknown, released or expired id is a
+	// no-op. The Meter releases a committed reservation only once its event is recorded; a shared
+	// Quota should make the two one step (the event's ID is the reservation's), or the pair is
+	// briefly counted twice, which can only refuse, never over-admit.
+	Release(ctx context.Context, key RateKey, id string) error
+	// Counts returns the usage of each rule's bucket (same index as req.Rules) and the units
+	// held for req.Key at req.Now. req.ID, N and Expires are ignored.
+	Counts(ctx context.Context, req QuotaRequest) (used []int64, reserved int64, err error)
+}
+
+// QuotaRequest is what a Quota decides on: one tenant's resource, its rules, and the current
+// bucket of each rule (monthly cycles already anchored).
+type QuotaRequest struct {
+	Key     RateKey
+	ID      string // the reservation's id
+	N       int64  // units to hold
+	Rules   []QuotaRule
+	Buckets []Span // Buckets[i] is the current bucket of Rules[i]; zero for total
+	Expires time.Time
+	Enforce bool
+	Now     time.Time
+
+	gen uint64 // the Meter's rule generation, for the built-in Quota
+}
+
 // DefaultNotifyAt are the alert thresholds of a rule whose NotifyAt is nil.
 var DefaultNotifyAt = []int{80, 100}
 
@@ -164,14 +201,19 @@ func (m *Meter) QuotaStatus(ctx context.Context, tenant string) ([]QuotaState, e
 		return nil, err
 	}
 	now := m.cfg.Now()
+	gen := m.rules.gen.Load()
 	out := make([]QuotaState, 0, len(e.quotas))
-	for _, q := range e.quotas {
-		bucket := m.bucketOf(q.Period, e.anchorDay, now)
-		used, reserved, err := m.book.counts(ctx, m, tenant, q.Resource, q.Period, bucket, now)
+	for i := 0; i < len(e.quotas); {
+		resource := e.quotas[i].Resource // quotas are sorted by resource
+		req := m.quotaRequest(RateKey{Tenant: tenant, Resource: resource}, e, gen, now)
+		used, reserved, err := m.quota.Counts(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, stateOf(q, bucket, used, reserved))
+		for j, q := range req.Rules {
+			out = append(out, stateOf(q, req.Buckets[j], used[j], reserved))
+		}
+		i += len(req.Rules)
 	}
 	return out, nil
 }
@@ -224,8 +266,10 @@ func AnchoredMonth(t time.Time, anchor int, loc *time.Location) Span {
 }
 
 func anchorIn(y int, mo time.Month, anchor int, loc *time.Location) time.Time {
-	last := time.Date(y, mo+1, 0, 0, 0, 0, 0, loc).Day()
-	return time.Date(y, mo, min(anchor, last), 0, 0, 0, 0, loc)
+	// Count the month's days in UTC, and start the day with midnight: in loc, 00:00 may not
+	// exist (a DST change at midnight), and time.Date would then pick 23:00 of the day before.
+	last := time.Date(y, mo+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	return midnight(y, mo, min(anchor, last), loc)
 }
 
 func addMonths(y int, mo time.Month, n int) (int, time.Month) {

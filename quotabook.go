@@ -7,16 +7,19 @@ import (
 	"time"
 )
 
-// quotaBook is the in-memory hot path of quotas: for each (tenant, resource) with rules, the
-// usage of each rule's current bucket and the units held by open reservations. Usage is loaded
-// from rollups on first use and on bucket rollover, and kept exact by the writer, which applies
-// every committed event under commitMu; loads take commitMu for reading, so an event is counted
-// either by the load's query or by the writer, never both, never neither.
+// quotaBook is the built-in Quota: in process memory, for each (tenant, resource) with rules,
+// the usage of each rule's current bucket and the units held by open reservations. Usage is
+// loaded from rollups on first use and on bucket rollover, and kept exact by the Meter's writer,
+// which applies every committed event under commitMu; loads take commitMu for reading, so an
+// event is counted either by the load's query or by the writer, never both, never neither.
 type quotaBook struct {
+	m        *Meter
 	seed     maphash.Seed
 	shards   [64]bookShard
 	commitMu sync.RWMutex
 }
+
+var _ Quota = (*quotaBook)(nil)
 
 type bookShard struct {
 	mu   sync.Mutex
@@ -27,9 +30,9 @@ type bookShard struct {
 type counter struct {
 	mu       sync.Mutex
 	key      RateKey
-	eff      *effective  // the rules below come from this
-	rules    []QuotaRule // this resource's rules, one per period
-	anchor   int
+	rules    []QuotaRule // the rules last asked about, for alerts
+	rulesGen uint64      // the Meter's rule generation when rules were set
+	rulesAt  time.Time
 	buckets  map[Period]*bucketCount
 	reserved int64
 	open     map[string]*hold
@@ -50,7 +53,8 @@ type hold struct {
 	expires time.Time
 }
 
-func (b *quotaBook) init() {
+func (b *quotaBook) init(m *Meter) {
+	b.m = m
 	b.seed = maphash.MakeSeed()
 	for i := range b.shards {
 		b.shards[i].keys = make(map[RateKey]*counter)
@@ -75,9 +79,8 @@ func (b *quotaBook) lookup(k RateKey) *counter {
 	return c
 }
 
-// get returns the counter of k with rules e and every rule's bucket current at now, loading
-// usage from the Store when needed. The counter is returned locked.
-func (b *quotaBook) get(ctx context.Context, m *Meter, k RateKey, e *effective, now time.Time) (*counter, error) {
+// counterOf returns the counter of k, creating it.
+func (b *quotaBook) counterOf(k RateKey) *counter {
 	s := b.shard(k)
 	s.mu.Lock()
 	c := s.keys[k]
@@ -86,84 +89,122 @@ func (b *quotaBook) get(ctx context.Context, m *Meter, k RateKey, e *effective, 
 		s.keys[k] = c
 	}
 	s.mu.Unlock()
-	rules := e.byResource[k.Resource]
+	return c
+}
+
+// get returns the counter of req.Key with the rules of req and each rule's bucket loaded as
+// req.Buckets says, loading usage from the Store when needed. The counter is returned locked.
+func (b *quotaBook) get(ctx context.Context, req *QuotaRequest) (*counter, error) {
+	c := b.counterOf(req.Key)
 	for {
 		c.mu.Lock()
-		if c.eff != e {
-			c.rules, c.anchor, c.eff = rules, e.anchorDay, e
+		c.rules, c.rulesGen, c.rulesAt = req.Rules, req.gen, req.Now
+		var stale []int
+		for i, q := range req.Rules {
+			if bc := c.buckets[q.Period]; bc == nil || !bc.span.Equal(req.Buckets[i]) {
+				stale = append(stale, i)
+			}
 		}
-		stale := c.stalePeriods(m, now)
 		if len(stale) == 0 {
+			c.expire(req.Now)
 			return c, nil
 		}
 		c.mu.Unlock()
-		if err := b.load(ctx, m, c, stale, now); err != nil {
+		if err := b.load(ctx, c, req, stale); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// stalePeriods lists the rule periods whose bucket is missing or not the one containing now.
-func (c *counter) stalePeriods(m *Meter, now time.Time) []Period {
-	var stale []Period
-	for _, q := range c.rules {
-		bc := c.buckets[q.Period]
-		if bc == nil {
-			stale = append(stale, q.Period)
-			continue
-		}
-		if q.Period == PeriodTotal {
-			continue
-		}
-		if now.Before(bc.span.Start) || !now.Before(bc.span.End) ||
-			(q.Period == PeriodMonth && !bc.span.Equal(m.bucketOf(PeriodMonth, c.anchor, now))) {
-			stale = append(stale, q.Period)
-		}
-	}
-	return stale
-}
-
-// Equal reports whether two spans have equal bounds.
-func (s Span) Equal(o Span) bool { return s.Start.Equal(o.Start) && s.End.Equal(o.End) }
-
-// load reads the usage of the current bucket of each period from the rollups and installs it.
-func (b *quotaBook) load(ctx context.Context, m *Meter, c *counter, periods []Period, now time.Time) error {
+// load reads the usage of the listed rules' buckets from the rollups and installs it.
+func (b *quotaBook) load(ctx context.Context, c *counter, req *QuotaRequest, which []int) error {
 	b.commitMu.RLock()
 	defer b.commitMu.RUnlock()
-	c.mu.Lock()
-	anchor := c.anchor
-	c.mu.Unlock()
-	fresh := make(map[Period]*bucketCount, len(periods))
-	for _, p := range periods {
-		span := m.bucketOf(p, anchor, now)
-		used, err := m.usedIn(ctx, c.key, p, span)
+	fresh := make([]*bucketCount, len(which))
+	for j, i := range which {
+		used, err := b.m.usedIn(ctx, req.Key, req.Rules[i].Period, req.Buckets[i])
 		if err != nil {
 			return err
 		}
-		fresh[p] = &bucketCount{span: span, used: used}
+		fresh[j] = &bucketCount{span: req.Buckets[i], used: used}
 	}
 	c.mu.Lock()
-	for p, bc := range fresh {
-		if old := c.buckets[p]; old != nil && old.span.Equal(bc.span) {
-			bc.alerted = old.alerted
+	for j, i := range which {
+		p := req.Rules[i].Period
+		if old := c.buckets[p]; old != nil && old.span.Equal(fresh[j].span) {
+			continue // loaded meanwhile, and kept exact since
 		}
-		c.buckets[p] = bc
+		c.buckets[p] = fresh[j]
 	}
 	c.mu.Unlock()
 	return nil
 }
 
-// usedIn sums the usage of key in span from the rollups: one bucket of period p, or, for an
-// anchored month, the day buckets it covers.
+// Reserve implements Quota.
+func (b *quotaBook) Reserve(ctx context.Context, req QuotaRequest) error {
+	c, err := b.get(ctx, &req)
+	if err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	if req.Enforce {
+		for i, q := range req.Rules {
+			if !q.Hard {
+				continue
+			}
+			bc := c.buckets[q.Period]
+			if bc.used+c.reserved+req.N > q.Limit {
+				return &QuotaExceededError{Rule: q, Used: bc.used, Reserved: c.reserved, Requested: req.N,
+					Limit: q.Limit, ResetAt: req.Buckets[i].End}
+			}
+		}
+	}
+	if _, dup := c.open[req.ID]; dup {
+		return nil // a retried Reserve of the same id holds once
+	}
+	h := &hold{id: req.ID, n: req.N, expires: req.Expires}
+	c.open[req.ID] = h
+	c.fifo = append(c.fifo, h)
+	c.reserved += req.N
+	return nil
+}
+
+// Release implements Quota.
+func (b *quotaBook) Release(ctx context.Context, key RateKey, id string) error {
+	c := b.lookup(key)
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	c.release(id)
+	c.mu.Unlock()
+	return nil
+}
+
+// Counts implements Quota.
+func (b *quotaBook) Counts(ctx context.Context, req QuotaRequest) ([]int64, int64, error) {
+	c, err := b.get(ctx, &req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer c.mu.Unlock()
+	used := make([]int64, len(req.Rules))
+	for i, q := range req.Rules {
+		used[i] = c.buckets[q.Period].used
+	}
+	return used, c.reserved, nil
+}
+
+// usedIn sums the usage of key in span from the rollups: the one bucket of period p in span, or,
+// for an anchored month, the day buckets it covers.
 func (m *Meter) usedIn(ctx context.Context, k RateKey, p Period, span Span) (int64, error) {
 	q := RollupQuery{Tenant: k.Tenant, Resource: k.Resource, Period: p}
 	if p != PeriodTotal {
+		// [Start, End) holds exactly one bucket of period p (buckets of one period never
+		// overlap). A bound of Start+1ns would be empty in stores that keep whole seconds.
 		q.From, q.To = span.Start, span.End
 		if p == PeriodMonth && !PeriodMonth.Start(span.Start, m.cfg.Location).Equal(span.Start) {
 			q.Period = PeriodDay // an anchored cycle is a run of whole days
-		} else {
-			q.To = span.Start.Add(time.Nanosecond)
-			q.Period = p
 		}
 	}
 	rows, err := m.cfg.Store.QueryRollups(ctx, q)
@@ -182,7 +223,7 @@ func (c *counter) expire(now time.Time) {
 	i := 0
 	for ; i < len(c.fifo) && !now.Before(c.fifo[i].expires); i++ {
 		h := c.fifo[i]
-		if _, ok := c.open[h.id]; ok {
+		if cur, ok := c.open[h.id]; ok && cur == h {
 			delete(c.open, h.id)
 			c.reserved -= h.n
 		}
@@ -195,7 +236,7 @@ func (c *counter) expire(now time.Time) {
 	if len(c.fifo) > 64 && len(c.fifo) > 4*len(c.open) {
 		kept := make([]*hold, 0, len(c.open))
 		for _, h := range c.fifo {
-			if _, ok := c.open[h.id]; ok {
+			if cur, ok := c.open[h.id]; ok && cur == h {
 				kept = append(kept, h)
 			}
 		}
@@ -213,33 +254,38 @@ func (c *counter) release(id string) {
 
 // apply counts committed events in the loaded buckets and releases the holds of committed
 // reservations, atomically per counter. It runs in the writer, under commitMu. Thresholds
-// reached for the first time are handed to the alerter; events of (tenant, resource) pairs that
-// have no counter yet are handed to it too, so that it can load their rules and check them.
-func (b *quotaBook) apply(m *Meter, events []Event, statuses []AppendStatus, release string) {
+// reached for the first time are handed to the alerter; so are the (tenant, resource) pairs it
+// knows no current rules for, so that the alerter can load their rules and check them.
+func (b *quotaBook) apply(events []Event, statuses []AppendStatus, release string) {
+	m := b.m
 	now := m.cfg.Now()
+	gen := m.rules.gen.Load()
 	for i := range events {
 		e := &events[i]
 		inserted := statuses[i] == AppendInserted
-		c := b.lookup(RateKey{Tenant: e.Tenant, Resource: e.Resource})
+		k := RateKey{Tenant: e.Tenant, Resource: e.Resource}
+		c := b.lookup(k)
 		if c == nil {
 			if inserted {
-				m.alerts.check(RateKey{Tenant: e.Tenant, Resource: e.Resource})
+				m.alerts.check(k)
 			}
 			continue
 		}
 		c.mu.Lock()
-		if inserted && m.rules.current(e.Tenant, now, m.cfg.RuleCacheTTL) != c.eff {
-			// The rules changed or aged: let the alerter refresh them and check again.
-			m.alerts.check(c.key)
-		}
 		if inserted {
-			for _, q := range c.rules {
-				bc := c.buckets[q.Period]
-				if bc == nil || (q.Period != PeriodTotal && !bc.span.Contains(e.Time)) {
-					continue
+			for p, bc := range c.buckets {
+				if p == PeriodTotal || bc.span.Contains(e.Time) {
+					bc.used += e.Quantity
 				}
-				bc.used += e.Quantity
-				m.alerts.crossed(c, q, bc)
+			}
+			if c.rulesGen != gen || now.Sub(c.rulesAt) >= m.cfg.RuleCacheTTL || now.Before(c.rulesAt) {
+				m.alerts.check(k) // rules changed or aged: the alerter reloads and checks them
+			} else {
+				for _, q := range c.rules {
+					if bc := c.buckets[q.Period]; bc != nil {
+						m.alerts.crossed(k, q, bc)
+					}
+				}
 			}
 		}
 		if release != "" && e.ID == release {
@@ -247,39 +293,4 @@ func (b *quotaBook) apply(m *Meter, events []Event, statuses []AppendStatus, rel
 		}
 		c.mu.Unlock()
 	}
-}
-
-// counts returns used and reserved for one rule period of key, loading when needed.
-func (b *quotaBook) counts(ctx context.Context, m *Meter, tenant, resource string, p Period, bucket Span, now time.Time) (int64, int64, error) {
-	e, err := m.effectiveRules(ctx, tenant)
-	if err != nil {
-		return 0, 0, err
-	}
-	c, err := b.get(ctx, m, RateKey{Tenant: tenant, Resource: resource}, e, now)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer c.mu.Unlock()
-	c.expire(now)
-	bc := c.buckets[p]
-	if bc == nil {
-		return 0, c.reserved, nil
-	}
-	return bc.used, c.reserved, nil
-}
-
-// remember installs a counter for k with rules e (which has none for k's resource), so that the
-// writer knows the pair has no rules until they change.
-func (b *quotaBook) remember(k RateKey, e *effective) {
-	s := b.shard(k)
-	s.mu.Lock()
-	c := s.keys[k]
-	if c == nil {
-		c = &counter{key: k, buckets: make(map[Period]*bucketCount), open: make(map[string]*hold)}
-		s.keys[k] = c
-	}
-	s.mu.Unlock()
-	c.mu.Lock()
-	c.rules, c.anchor, c.eff = e.byResource[k.Resource], e.anchorDay, e
-	c.mu.Unlock()
 }

@@ -15,14 +15,14 @@ import (
 // Arithmetic is in whole nanoseconds: the emission interval Window/Limit is rounded up to a whole
 // nanosecond (see Interval), so a policy never admits more than it says. The rounding is exact
 // when Window is a multiple of Limit nanoseconds (100 per minute, 1000 per second) and otherwise
-// costs less than one part in Window/Limit nanoseconds (a billionth for 7 per second).
+// costs less than one part in Window/Limit nanoseconds (one in 142 million for 7 per second).
 //
 // The zero value is not a valid policy: Limit and Window are required. RatePolicy is a plain value,
 // safe to copy and to share.
 type RatePolicy struct {
-	// Resource is what the policy limits, such as "requests" or "tokens.input". Required in
-	// Config.RatePolicies (one policy per resource); limiters themselves key their counters by
-	// RateKey and only report it.
+	// Resource is what the policy limits, such as "requests" or "tokens.input". Required in a
+	// configured policy (one per resource); limiters key their counters by RateKey and only report
+	// it.
 	Resource string `json:"resource"`
 	// Limit is how many units are released per Window. Must be > 0 and at most Window in
 	// nanoseconds (one unit per nanosecond).
@@ -60,14 +60,13 @@ func (p RatePolicy) Interval() time.Duration {
 	return t
 }
 
-// Validate checks the policy's numbers, and its Resource when it is set (limiters accept a policy
-// without one). The error matches ErrInvalidConfig and is a *FieldError naming the field ("Limit",
-// "Window", "Burst" or "Resource").
+// Validate checks a configured policy: its Resource (required, with the characters of an Event's
+// Resource) and its numbers. The error matches ErrInvalidConfig and is a *FieldError naming the
+// field ("Resource", "Limit", "Window" or "Burst"). Limiters check only the numbers (see
+// CheckRateRequest), so they accept a policy without a Resource.
 func (p RatePolicy) Validate() error {
-	if p.Resource != "" {
-		if r := checkName(p.Resource); r != "" {
-			return fieldErr(ErrInvalidConfig, "Resource", "%s", r)
-		}
+	if r := checkName(p.Resource); r != "" {
+		return fieldErr(ErrInvalidConfig, "Resource", "%s", r)
 	}
 	if _, _, err := p.gcra(""); err != nil {
 		return err
@@ -222,11 +221,12 @@ func checkN(n int64) error {
 	return nil
 }
 
-// CheckRateRequest validates the arguments of Limiter.Allow (with n >= 1) or Limiter.Peek (with
-// n == 0) as every Limiter must: it checks that key's fields are set, that n is not below 1, and
-// p's numbers. It returns p's emission interval and its tolerance (the time a full burst takes to
-// refill), both in nanoseconds, for implementations of Limiter outside this package. It does not
-// check the characters of key's fields, which Meter.Allow does (RateKey.Validate).
+// CheckRateRequest validates the arguments of a Limiter call as every Limiter must: key's fields
+// must be set, n (the units Allow asks for; Peek and Reset pass 1) must be at least 1, and p's
+// numbers must be valid. It returns p's emission interval and its tolerance (the time a full
+// burst takes to refill), both in nanoseconds, for implementations of Limiter outside this
+// package. It does not check the characters of key's fields, which Meter.Allow does
+// (RateKey.Validate), nor n against the burst (see ExceedsBurst).
 func CheckRateRequest(key RateKey, p RatePolicy, n int64) (interval, tolerance int64, err error) {
 	if key.Tenant == "" {
 		return 0, 0, fieldErr(ErrInvalidQuery, "tenant", "is required")
@@ -234,10 +234,8 @@ func CheckRateRequest(key RateKey, p RatePolicy, n int64) (interval, tolerance i
 	if key.Resource == "" {
 		return 0, 0, fieldErr(ErrInvalidQuery, "resource", "is required")
 	}
-	if n != 0 {
-		if err := checkN(n); err != nil {
-			return 0, 0, err
-		}
+	if err := checkN(n); err != nil {
+		return 0, 0, err
 	}
 	t, tau, ferr := p.gcra("")
 	if ferr != nil {

@@ -28,7 +28,7 @@ type Reservation struct {
 	Attrs map[string]string
 
 	m     *Meter
-	c     *counter     // nil when no rule applies
+	held  bool         // units are held in the Quota (some rule applies)
 	state atomic.Int32 // resOpen, resBusy, resCommitted, resCancelled
 }
 
@@ -88,37 +88,24 @@ func (m *Meter) Reserve(ctx context.Context, tenant, resource string, n int64) (
 	now := m.cfg.Now()
 	r := &Reservation{ID: NewEventID(), Tenant: tenant, Resource: resource, Quantity: n,
 		Expires: now.Add(m.cfg.ReservationTTL), m: m}
+	gen := m.rules.gen.Load()
 	e, err := m.effectiveRules(ctx, tenant)
 	if err != nil {
 		return m.failOpen(r, err)
 	}
-	rules := e.byResource[resource]
-	if len(rules) == 0 {
+	if len(e.byResource[resource]) == 0 {
 		return r, nil
 	}
-	c, err := m.book.get(ctx, m, RateKey{Tenant: tenant, Resource: resource}, e, now)
-	if err != nil {
+	req := m.quotaRequest(RateKey{Tenant: tenant, Resource: resource}, e, gen, now)
+	req.ID, req.N, req.Expires, req.Enforce = r.ID, n, r.Expires, m.cfg.Enforce != EnforceOff
+	if err := m.quota.Reserve(ctx, req); err != nil {
+		var qe *QuotaExceededError
+		if errors.As(err, &qe) {
+			return nil, err
+		}
 		return m.failOpen(r, err)
 	}
-	defer c.mu.Unlock()
-	c.expire(now)
-	if m.cfg.Enforce != EnforceOff {
-		for _, q := range c.rules {
-			if !q.Hard {
-				continue
-			}
-			bc := c.buckets[q.Period]
-			if bc.used+c.reserved+n > q.Limit {
-				return nil, &QuotaExceededError{Rule: q, Used: bc.used, Reserved: c.reserved, Requested: n,
-					Limit: q.Limit, ResetAt: bc.span.End}
-			}
-		}
-	}
-	h := &hold{id: r.ID, n: n, expires: r.Expires}
-	c.open[r.ID] = h
-	c.fifo = append(c.fifo, h)
-	c.reserved += n
-	r.c = c
+	r.held = true
 	return r, nil
 }
 
@@ -170,11 +157,10 @@ func (r *Reservation) Commit(ctx context.Context, actual int64) error {
 		r.state.Store(resOpen)
 		return err
 	}
-	if r.m.cfg.Async || err != nil {
-		// The writer releases the hold after the commit; release here only when it cannot.
-		if err != nil {
-			r.releaseHold()
-		}
+	// The writer returns the hold once the event is recorded (the built-in Quota in the same
+	// step that counts it). A conflict recorded nothing, so the hold returns here.
+	if err != nil {
+		r.releaseHold()
 	}
 	r.state.Store(resCommitted)
 	return err
@@ -201,10 +187,11 @@ func (r *Reservation) Cancel(ctx context.Context) error {
 }
 
 func (r *Reservation) releaseHold() {
-	if r.c == nil {
+	if !r.held {
 		return
 	}
-	r.c.mu.Lock()
-	r.c.release(r.ID)
-	r.c.mu.Unlock()
+	key := RateKey{Tenant: r.Tenant, Resource: r.Resource}
+	if err := r.m.quota.Release(context.Background(), key, r.ID); err != nil {
+		r.m.cfg.Logger.Warn("billing: cannot release reservation; it expires at its TTL", "id", r.ID, "err", err)
+	}
 }

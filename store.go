@@ -179,6 +179,7 @@ type RollupSet struct {
 	order []*Rollup
 	buf   []byte
 	last  struct {
+		lo    time.Time // the cached buckets hold for event times in [lo, end)
 		hour  time.Time
 		day   time.Time
 		month time.Time
@@ -197,16 +198,25 @@ func (rs *RollupSet) Add(e *Event) {
 	rs.buf = encodeAttrs(rs.buf[:0], e.Attrs, rs.dims)
 	group := string(rs.buf)
 	// Events of one batch usually share an hour: reuse the last computed buckets.
-	if e.Time.Before(rs.last.hour) || !e.Time.Before(rs.last.end) {
+	if e.Time.Before(rs.last.lo) || !e.Time.Before(rs.last.end) {
 		loc := rs.spec.Location
 		rs.last.hour = PeriodHour.Start(e.Time, loc)
-		rs.last.end = rs.last.hour.Add(time.Hour)
+		rs.last.lo, rs.last.end = rs.last.hour, rs.last.hour.Add(time.Hour)
 		rs.last.day = PeriodDay.Start(e.Time, loc)
 		rs.last.month = PeriodMonth.Start(e.Time, loc)
 		// A day may begin or end inside a clock hour only in zones with odd offsets; keep the
 		// cache within the day.
 		if next := PeriodDay.Next(rs.last.day, loc); next.Before(rs.last.end) {
 			rs.last.end = next
+		}
+		// A clock change inside the hour (Australia/Lord_Howe moves by 30 minutes) changes
+		// the hour start of the times after it: keep the cache within the zone period.
+		zs, ze := e.Time.In(rs.last.hour.Location()).ZoneBounds() // zero when unbounded
+		if zs.After(rs.last.lo) {
+			rs.last.lo = zs
+		}
+		if !ze.IsZero() && ze.Before(rs.last.end) {
+			rs.last.end = ze
 		}
 	}
 	rs.add(e, PeriodHour, rs.last.hour, group)

@@ -195,7 +195,7 @@ func (m *Meter) commit(batch []*request) {
 		if err == nil {
 			all := statuses
 			for _, r := range batch {
-				m.book.apply(m, r.events, all[:len(r.events)], r.release)
+				m.applied(r, all[:len(r.events)])
 				all = all[len(r.events):]
 			}
 		}
@@ -239,9 +239,30 @@ func (m *Meter) append(r *request) ([]AppendStatus, error) {
 	defer m.book.commitMu.Unlock()
 	statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, r.events)
 	if err == nil {
-		m.book.apply(m, r.events, statuses, r.release)
+		m.applied(r, statuses)
 	}
 	return statuses, err
+}
+
+// applied tells the Quota and the alerter about a committed request. The built-in Quota counts
+// the events and returns the request's reservation hold in one step; a shared Quota counts
+// through the Store, so it is only told to release the hold, and the alerter checks the rules.
+func (m *Meter) applied(r *request, statuses []AppendStatus) {
+	if m.localQuota {
+		m.book.apply(r.events, statuses, r.release)
+		return
+	}
+	for i := range r.events {
+		if statuses[i] == AppendInserted {
+			m.alerts.check(RateKey{Tenant: r.events[i].Tenant, Resource: r.events[i].Resource})
+		}
+	}
+	if r.release != "" {
+		e := &r.events[0]
+		if err := m.quota.Release(context.Background(), RateKey{Tenant: e.Tenant, Resource: e.Resource}, r.release); err != nil {
+			m.cfg.Logger.Warn("billing: cannot release reservation; it expires at its TTL", "id", r.release, "err", err)
+		}
+	}
 }
 
 // answer reports the outcome of one request to its caller (durable) or to OnError (async).

@@ -143,7 +143,7 @@ func contains(list []string, s string) bool {
 func groupRollups(rollups []Rollup, q UsageQuery, span Span, loc *time.Location) ([]UsageRow, error) {
 	type key struct {
 		tenant, resource, group string
-		start               int64
+		start                   int64
 	}
 	rows := make(map[key]*UsageRow)
 	decoded := make(map[string][]string) // stored group -> values of q.GroupBy

@@ -27,7 +27,7 @@ func main() {
 
 	for i, model := range []string{"gpt-4o", "gpt-4o-mini", "gpt-4o"} {
 		err := m.Track(ctx, billing.Event{
-			ID: fmt.Sprintf("quickstart-%d", i), // the same id twice is counted once: run it again
+			ID:     fmt.Sprintf("quickstart-%d", i), // the same id twice is counted once: run it again
 			Tenant: "acme", Resource: "tokens.output", Quantity: int64(100 * (i + 1)),
 			Attrs: map[string]string{"model": model},
 		})

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
 
 	"github.com/meterplane/billing"
 )
@@ -60,7 +63,26 @@ func SchemaVersion() int {
 
 // migrate applies every pending migration, each in its own transaction with its record in
 // billing_migrations. It refuses a database whose version is newer than this build's.
-func (s *Store) migrate(ctx context.Context) error { return s.migrateTo(ctx, -1) }
+//
+// Processes that open a new file at the same moment race to create it, and SQLite may then answer
+// "database is locked" at once instead of waiting for the busy timeout. Every step is idempotent
+// (a migration is applied in one transaction that checks the version first), so such an error is
+// retried until the busy timeout.
+func (s *Store) migrate(ctx context.Context) error {
+	deadline := time.Now().Add(s.cfg.BusyTimeout)
+	for {
+		err := s.migrateTo(ctx, -1)
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
 
 // migrateTo migrates up to version target (-1: the latest).
 func (s *Store) migrateTo(ctx context.Context, target int) error {
@@ -71,10 +93,21 @@ func (s *Store) migrateTo(ctx context.Context, target int) error {
 	if target < 0 {
 		target = len(ms)
 	}
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS billing_migrations (
+	// Several processes may open a new file at once. The writer's transactions are IMMEDIATE: they
+	// wait (busy timeout) for the write lock, where a plain statement that reads the schema and then
+	// writes fails at once with "database is locked" if another process wrote in between.
+	tx, err := s.w.BeginTxx(ctx, nil)
+	if err != nil {
+		return translate("begin migrations", err)
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS billing_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT NOT NULL,
 		applied_at TEXT NOT NULL)`); err != nil {
+		tx.Rollback()
+		return translate("create billing_migrations", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return translate("create billing_migrations", err)
 	}
 	var current int
@@ -85,10 +118,21 @@ func (s *Store) migrateTo(ctx context.Context, target int) error {
 		return fmt.Errorf("%w: %s is at schema version %d, this build knows up to %d: upgrade "+
 			"github.com/meterplane/billing to the version that wrote it", billing.ErrSchemaTooNew, s.cfg.Path, current, len(ms))
 	}
-	for _, m := range ms[current:target] {
+	for _, m := range ms[min(current, target):target] {
 		tx, err := s.w.BeginTxx(ctx, nil)
 		if err != nil {
 			return translate("begin migration", err)
+		}
+		// Another process may have applied it since we looked: the IMMEDIATE transaction holds
+		// the write lock, so read the version again under it.
+		var now int
+		if err := tx.GetContext(ctx, &now, `SELECT COALESCE(MAX(version), 0) FROM billing_migrations`); err != nil {
+			tx.Rollback()
+			return translate("read schema version", err)
+		}
+		if now >= m.version {
+			tx.Rollback()
+			continue
 		}
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			tx.Rollback()

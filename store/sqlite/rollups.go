@@ -25,13 +25,15 @@ func (s *Store) QueryRollups(ctx context.Context, q billing.RollupQuery) ([]bill
 		args = append(args, q.Resource)
 	}
 	if q.Period != billing.PeriodTotal {
+		// Starts are whole seconds: start >= From and start < To hold exactly when start is at
+		// least From, and below To, rounded up to a whole second.
 		if !q.From.IsZero() {
 			where = append(where, "start >= ?")
-			args = append(args, q.From.Unix())
+			args = append(args, ceilUnix(q.From))
 		}
 		if !q.To.IsZero() {
 			where = append(where, "start < ?")
-			args = append(args, q.To.Unix())
+			args = append(args, ceilUnix(q.To))
 		}
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT tenant, resource, start, grp, qty_sum, qty_count, qty_max
@@ -56,6 +58,14 @@ func (s *Store) QueryRollups(ctx context.Context, q billing.RollupQuery) ([]bill
 		return nil, translate("query rollups", err)
 	}
 	return out, nil
+}
+
+// ceilUnix returns t in Unix seconds, rounded up.
+func ceilUnix(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
 }
 
 // RebuildRollups implements billing.EventStore in one IMMEDIATE transaction: it deletes the

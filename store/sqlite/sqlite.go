@@ -65,10 +65,11 @@ func OpenConfig(cfg Config) (*Store, error) {
 	if cfg.Synchronous == "" {
 		cfg.Synchronous = "FULL"
 	}
-	cfg.Synchronous = strings.ToUpper(cfg.Synchronous)
-	if cfg.Synchronous != "FULL" && cfg.Synchronous != "NORMAL" {
+	sync := strings.ToUpper(cfg.Synchronous)
+	if sync != "FULL" && sync != "NORMAL" {
 		return nil, fmt.Errorf("sqlite: Synchronous must be FULL or NORMAL (got %q)", cfg.Synchronous)
 	}
+	cfg.Synchronous = sync
 	if cfg.BusyTimeout < 0 || cfg.MaxReaders < 0 {
 		return nil, errors.New("sqlite: BusyTimeout and MaxReaders must not be negative; use 0 for the defaults")
 	}
