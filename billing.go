@@ -116,6 +116,18 @@ type Config struct {
 	// CheckInterval is how often Run calls CheckQuotas. Defaults to 1 minute.
 	CheckInterval time.Duration
 
+	// Invoicer computes draft invoices. Defaults to the built-in one, which prices the usage
+	// buckets of the period with the tenant's plan.
+	Invoicer Invoicer
+
+	// InvoiceGrace is how long after a period ends late events are still accepted (and update
+	// its draft) before Run finalizes the period's invoices. Defaults to 1 hour.
+	InvoiceGrace time.Duration
+
+	// InvoicePrefix starts every invoice number; the year and a gap-free sequence per year
+	// follow: INV-2026-000042. Defaults to "INV-".
+	InvoicePrefix string
+
 	// Logger receives operational messages. Defaults to slog.Default().
 	Logger *slog.Logger
 
@@ -154,6 +166,8 @@ const (
 	DefaultAlertPollInterval = time.Second
 	DefaultNotifyTimeout     = 10 * time.Second
 	DefaultCheckInterval     = time.Minute
+	DefaultInvoiceGrace      = time.Hour
+	DefaultInvoicePrefix     = "INV-"
 	DefaultMaxBatch          = 1000
 	DefaultFlushInterval     = 2 * time.Millisecond
 	DefaultQueueSize         = 4096
@@ -177,6 +191,7 @@ type Meter struct {
 	book       quotaBook // the built-in Quota
 	quota      Quota     // Config.Quota, or &book
 	localQuota bool      // quota is the built-in one
+	invoicer   Invoicer
 	alerts     *alerter
 	outbox     *outbox
 }
@@ -214,6 +229,7 @@ func New(cfg Config) (*Meter, error) {
 		{"AlertPollInterval", &cfg.AlertPollInterval, DefaultAlertPollInterval},
 		{"NotifyTimeout", &cfg.NotifyTimeout, DefaultNotifyTimeout},
 		{"CheckInterval", &cfg.CheckInterval, DefaultCheckInterval},
+		{"InvoiceGrace", &cfg.InvoiceGrace, DefaultInvoiceGrace},
 	} {
 		if *f.v < 0 {
 			return nil, fieldErr(ErrInvalidConfig, f.name, "must not be negative (got %v); use 0 for the default %v", *f.v, f.def)
@@ -246,6 +262,15 @@ func New(cfg Config) (*Meter, error) {
 			return nil, fieldErr(ErrInvalidConfig, "DefaultPlan", "%s", r)
 		}
 	}
+	if cfg.InvoicePrefix == "" {
+		cfg.InvoicePrefix = DefaultInvoicePrefix
+	}
+	if r := checkText(cfg.InvoicePrefix); r != "" || len(cfg.InvoicePrefix) > 32 {
+		if r == "" {
+			r = "must be at most 32 bytes"
+		}
+		return nil, fieldErr(ErrInvalidConfig, "InvoicePrefix", "%s", r)
+	}
 	if cfg.Notifier == nil {
 		cfg.Notifier = SlogNotifier{Logger: cfg.Logger}
 	}
@@ -273,6 +298,10 @@ func New(cfg Config) (*Meter, error) {
 		spec:  RollupSpec{Location: cfg.Location, Dimensions: cfg.Dimensions},
 		queue: make(chan *request, cfg.QueueSize),
 		done:  make(chan struct{}),
+	}
+	m.invoicer = cfg.Invoicer
+	if m.invoicer == nil {
+		m.invoicer = rollupInvoicer{m}
 	}
 	m.book.init(m)
 	m.quota, m.localQuota = cfg.Quota, false
@@ -311,7 +340,9 @@ func (m *Meter) Close() error {
 	return nil
 }
 
-// Run runs the Meter's periodic jobs until ctx ends: CheckQuotas every Config.CheckInterval.
+// Run runs the Meter's periodic jobs until ctx ends, every Config.CheckInterval: CheckQuotas,
+// and the monthly invoice job (keep last month's drafts current during Config.InvoiceGrace, then
+// finalize them).
 // Alerts are delivered and events written whether or not Run is called. It returns nil when ctx
 // ends. Safe to run in every process of a service.
 func (m *Meter) Run(ctx context.Context) error {
@@ -320,6 +351,9 @@ func (m *Meter) Run(ctx context.Context) error {
 	for {
 		if _, err := m.CheckQuotas(ctx); err != nil && ctx.Err() == nil {
 			m.cfg.Logger.Error("billing: quota check failed", "err", err)
+		}
+		if err := m.invoiceJobs(ctx); err != nil && ctx.Err() == nil {
+			m.cfg.Logger.Error("billing: invoice job failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():

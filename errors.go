@@ -100,3 +100,22 @@ func (e *EventConflictError) Error() string {
 
 // Unwrap lets errors.Is match ErrEventConflict.
 func (e *EventConflictError) Unwrap() error { return ErrEventConflict }
+
+// PeriodClosedError reports events refused because their time falls in a period that a finalized
+// invoice closed for their tenant. It matches ErrPeriodClosed. The other events of the same Track
+// call were recorded; record a correction in the current period instead.
+type PeriodClosedError struct {
+	// Events are the refused events, as they were passed to Track.
+	Events []Event
+}
+
+// Error implements error.
+func (e *PeriodClosedError) Error() string {
+	first := e.Events[0]
+	return fmt.Sprintf("%v: %d event(s) refused, first tenant %q, id %q at %s: that period is invoiced "+
+		"(finalized); record the usage in the current period", ErrPeriodClosed, len(e.Events), first.Tenant,
+		first.ID, first.Time.UTC().Format("2006-01-02T15:04:05Z07:00"))
+}
+
+// Unwrap lets errors.Is match ErrPeriodClosed.
+func (e *PeriodClosedError) Unwrap() error { return ErrPeriodClosed }

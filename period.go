@@ -94,7 +94,6 @@ func midnight(y int, m time.Month, d int, loc *time.Location) time.Time {
 	// it may be 01:00 of it. But time.Date may also answer with an instant of the day before (as
 	// for Pacific/Apia, whose 2011-12-30 was skipped whole): the day then starts where that zone
 	// period ends.
-	// A midnight that falls in a gap makes time.Date answer with an instant of the day before.
 	want := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	ty, tm, td := t.Date()
 	if time.Date(ty, tm, td, 0, 0, 0, 0, time.UTC).Before(want) {

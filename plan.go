@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopspring/decimal"
 )
 
 // Plan is a named bundle of limits that tenants are assigned to: quota rules and rate policies
@@ -25,6 +28,13 @@ type Plan struct {
 	Quotas []QuotaRule `json:"quotas,omitempty"`
 	// Rates are the plan's rate policies, at most one per resource.
 	Rates []RatePolicy `json:"rates,omitempty"`
+	// Prices say how usage is charged on invoices; usage that no price matches is free.
+	Prices []Price `json:"prices,omitempty"`
+	// BaseFee is charged once per invoice period. Zero means none.
+	BaseFee decimal.Decimal `json:"base_fee"`
+	// Minimum is the least an invoice period costs: when the usage lines add up to less, a
+	// true-up line bills the difference. Zero means none.
+	Minimum decimal.Decimal `json:"minimum"`
 }
 
 // Tenant is what the Store keeps about one tenant: its plan, its billing anchor and its own rules.
@@ -67,7 +77,10 @@ func (p Plan) Validate() error {
 		}
 		seen[k] = true
 	}
-	return validatePolicies("plan.rates", p.Rates)
+	if err := validatePolicies("plan.rates", p.Rates); err != nil {
+		return err
+	}
+	return p.validatePricing() // price.go: currency, base fee, minimum, prices
 }
 
 func validatePolicies(field string, ps []RatePolicy) error {
@@ -326,4 +339,44 @@ func (e *effective) bucket(m *Meter, p Period, now time.Time) Span {
 	b := m.bucketOf(p, e.anchorDay, now)
 	slot.Store(&b)
 	return b
+}
+
+// SetRatePolicy creates or replaces tenant's own rate policy for p.Resource; it overrides the
+// plan's policy and Config.RatePolicies for that resource. The counter itself is kept: a lower
+// limit applies to the units already taken.
+func (m *Meter) SetRatePolicy(ctx context.Context, tenant string, p RatePolicy) error {
+	if err := checkTenant(tenant); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	_, err := m.cfg.Store.UpdateTenant(ctx, tenant, func(t *Tenant) error {
+		t.Rates = slices.DeleteFunc(t.Rates, func(r RatePolicy) bool { return r.Resource == p.Resource })
+		t.Rates = append(t.Rates, p)
+		t.Updated = m.cfg.Now()
+		return nil
+	})
+	m.rules.invalidate(tenant)
+	return err
+}
+
+// DeleteRatePolicy removes tenant's own rate policy for resource, so its plan's (or
+// Config.RatePolicies') applies again. Deleting one that does not exist returns an error matching
+// ErrNotFound.
+func (m *Meter) DeleteRatePolicy(ctx context.Context, tenant, resource string) error {
+	if err := checkTenant(tenant); err != nil {
+		return err
+	}
+	_, err := m.cfg.Store.UpdateTenant(ctx, tenant, func(t *Tenant) error {
+		n := len(t.Rates)
+		t.Rates = slices.DeleteFunc(t.Rates, func(r RatePolicy) bool { return r.Resource == resource })
+		if len(t.Rates) == n {
+			return fmt.Errorf("%w: tenant %q has no own rate policy for %s", ErrNotFound, tenant, resource)
+		}
+		t.Updated = m.cfg.Now()
+		return nil
+	})
+	m.rules.invalidate(tenant)
+	return err
 }

@@ -62,11 +62,11 @@ func (p RatePolicy) Interval() time.Duration {
 
 // Validate checks a configured policy: its Resource (required, with the characters of an Event's
 // Resource) and its numbers. The error matches ErrInvalidConfig and is a *FieldError naming the
-// field ("Resource", "Limit", "Window" or "Burst"). Limiters check only the numbers (see
+// field by its JSON name ("resource", "limit", "window" or "burst"). Limiters check only the numbers (see
 // CheckRateRequest), so they accept a policy without a Resource.
 func (p RatePolicy) Validate() error {
 	if r := checkName(p.Resource); r != "" {
-		return fieldErr(ErrInvalidConfig, "Resource", "%s", r)
+		return fieldErr(ErrInvalidConfig, "resource", "%s", r)
 	}
 	if _, _, err := p.gcra(""); err != nil {
 		return err
@@ -79,20 +79,20 @@ func (p RatePolicy) Validate() error {
 func (p RatePolicy) gcra(prefix string) (t, tau int64, err *FieldError) {
 	switch {
 	case p.Limit <= 0:
-		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"Limit", "must be > 0 (got %d)", p.Limit)
+		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"limit", "must be > 0 (got %d)", p.Limit)
 	case p.Window <= 0:
-		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"Window", "must be > 0 (got %v)", p.Window)
+		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"window", "must be > 0 (got %v)", p.Window)
 	case p.Burst < 0:
-		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"Burst", "must not be negative (got %d); use 0 for Limit", p.Burst)
+		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"burst", "must not be negative (got %d); use 0 for Limit", p.Burst)
 	case p.Limit > int64(p.Window):
-		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"Limit",
+		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"limit",
 			"must be at most one unit per nanosecond of Window (got %d per %v); count in larger units", p.Limit, p.Window)
 	}
 	t = int64(p.Interval())
 	burst := p.EffectiveBurst()
 	hi, lo := bits.Mul64(uint64(burst), uint64(t))
 	if hi != 0 || lo > uint64(MaxBurstRefill) {
-		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"Burst",
+		return 0, 0, fieldErr(ErrInvalidConfig, prefix+"burst",
 			"a full burst of %d at %d per %v takes longer than %v to refill; lower Burst or raise Limit",
 			burst, p.Limit, p.Window, MaxBurstRefill)
 	}

@@ -129,10 +129,10 @@ func validateRatePolicies(ps []RatePolicy) error {
 	for i, p := range ps {
 		prefix := fmt.Sprintf("RatePolicies[%d].", i)
 		if r := checkName(p.Resource); r != "" {
-			return fieldErr(ErrInvalidConfig, prefix+"Resource", "%s", r)
+			return fieldErr(ErrInvalidConfig, prefix+"resource", "%s", r)
 		}
 		if j, dup := seen[p.Resource]; dup {
-			return fieldErr(ErrInvalidConfig, prefix+"Resource", "%q already has a policy (RatePolicies[%d]); "+
+			return fieldErr(ErrInvalidConfig, prefix+"resource", "%q already has a policy (RatePolicies[%d]); "+
 				"keep one policy per resource", p.Resource, j)
 		}
 		seen[p.Resource] = i

@@ -154,12 +154,12 @@ func TestNewValidatesRatePolicies(t *testing.T) {
 		policies []billing.RatePolicy
 		field    string
 	}{
-		{[]billing.RatePolicy{{Limit: 1, Window: time.Second}}, "RatePolicies[0].Resource"},
-		{[]billing.RatePolicy{requestsPolicy, {Resource: "x", Window: time.Second}}, "RatePolicies[1].Limit"},
-		{[]billing.RatePolicy{{Resource: "x", Limit: 1}}, "RatePolicies[0].Window"},
-		{[]billing.RatePolicy{{Resource: "x", Limit: 1, Window: -time.Second}}, "RatePolicies[0].Window"},
-		{[]billing.RatePolicy{{Resource: "x", Limit: 1, Window: time.Second, Burst: -2}}, "RatePolicies[0].Burst"},
-		{[]billing.RatePolicy{requestsPolicy, tokensPolicy, requestsPolicy}, "RatePolicies[2].Resource"},
+		{[]billing.RatePolicy{{Limit: 1, Window: time.Second}}, "RatePolicies[0].resource"},
+		{[]billing.RatePolicy{requestsPolicy, {Resource: "x", Window: time.Second}}, "RatePolicies[1].limit"},
+		{[]billing.RatePolicy{{Resource: "x", Limit: 1}}, "RatePolicies[0].window"},
+		{[]billing.RatePolicy{{Resource: "x", Limit: 1, Window: -time.Second}}, "RatePolicies[0].window"},
+		{[]billing.RatePolicy{{Resource: "x", Limit: 1, Window: time.Second, Burst: -2}}, "RatePolicies[0].burst"},
+		{[]billing.RatePolicy{requestsPolicy, tokensPolicy, requestsPolicy}, "RatePolicies[2].resource"},
 	} {
 		m, err := billing.New(billing.Config{Store: st, RatePolicies: c.policies})
 		if m != nil {
@@ -171,7 +171,7 @@ func TestNewValidatesRatePolicies(t *testing.T) {
 		}
 	}
 	if err := (billing.RatePolicy{Resource: "requests", Limit: 0, Window: time.Second}).Validate(); err == nil ||
-		err.Error() != "billing: invalid config: Limit: must be > 0 (got 0)" {
+		err.Error() != "billing: invalid config: limit: must be > 0 (got 0)" {
 		t.Errorf("Validate() = %v", err)
 	}
 }

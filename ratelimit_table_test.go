@@ -228,14 +228,14 @@ func TestRateLimiterBadInput(t *testing.T) {
 		{"empty resource", billing.RateKey{Tenant: "acme"}, good, 1, billing.ErrInvalidQuery, "resource"},
 		{"zero n", key, good, 0, billing.ErrInvalidQuery, "n"},
 		{"negative n", key, good, -3, billing.ErrInvalidQuery, "n"},
-		{"zero limit", key, billing.RatePolicy{Limit: 0, Window: time.Minute}, 1, billing.ErrInvalidConfig, "Limit"},
-		{"negative limit", key, billing.RatePolicy{Limit: -1, Window: time.Minute}, 1, billing.ErrInvalidConfig, "Limit"},
-		{"zero window", key, billing.RatePolicy{Limit: 10}, 1, billing.ErrInvalidConfig, "Window"},
-		{"negative window", key, billing.RatePolicy{Limit: 10, Window: -time.Second}, 1, billing.ErrInvalidConfig, "Window"},
-		{"negative burst", key, billing.RatePolicy{Limit: 10, Window: time.Minute, Burst: -1}, 1, billing.ErrInvalidConfig, "Burst"},
-		{"more than one per ns", key, billing.RatePolicy{Limit: 2e9, Window: time.Second}, 1, billing.ErrInvalidConfig, "Limit"},
-		{"burst too slow to refill", key, billing.RatePolicy{Limit: 1, Window: 24 * time.Hour, Burst: 1000}, 1, billing.ErrInvalidConfig, "Burst"},
-		{"burst overflows", key, billing.RatePolicy{Limit: 1, Window: time.Hour, Burst: 1 << 62}, 1, billing.ErrInvalidConfig, "Burst"},
+		{"zero limit", key, billing.RatePolicy{Limit: 0, Window: time.Minute}, 1, billing.ErrInvalidConfig, "limit"},
+		{"negative limit", key, billing.RatePolicy{Limit: -1, Window: time.Minute}, 1, billing.ErrInvalidConfig, "limit"},
+		{"zero window", key, billing.RatePolicy{Limit: 10}, 1, billing.ErrInvalidConfig, "window"},
+		{"negative window", key, billing.RatePolicy{Limit: 10, Window: -time.Second}, 1, billing.ErrInvalidConfig, "window"},
+		{"negative burst", key, billing.RatePolicy{Limit: 10, Window: time.Minute, Burst: -1}, 1, billing.ErrInvalidConfig, "burst"},
+		{"more than one per ns", key, billing.RatePolicy{Limit: 2e9, Window: time.Second}, 1, billing.ErrInvalidConfig, "limit"},
+		{"burst too slow to refill", key, billing.RatePolicy{Limit: 1, Window: 24 * time.Hour, Burst: 1000}, 1, billing.ErrInvalidConfig, "burst"},
+		{"burst overflows", key, billing.RatePolicy{Limit: 1, Window: time.Hour, Burst: 1 << 62}, 1, billing.ErrInvalidConfig, "burst"},
 	}
 	for name, newLimiter := range rateLimiters(t) {
 		t.Run(name, func(t *testing.T) {

@@ -153,12 +153,12 @@ func (r *Reservation) Commit(ctx context.Context, actual int64) error {
 	}
 	ev := Event{ID: r.ID, Tenant: r.Tenant, Resource: r.Resource, Quantity: actual, Attrs: r.Attrs}
 	err := r.m.track(ctx, []Event{ev}, r.ID)
-	if err != nil && !errors.Is(err, ErrEventConflict) {
+	if err != nil && !errors.Is(err, ErrEventConflict) && !errors.Is(err, ErrPeriodClosed) {
 		r.state.Store(resOpen)
 		return err
 	}
 	// The writer returns the hold once the event is recorded (the built-in Quota in the same
-	// step that counts it). A conflict recorded nothing, so the hold returns here.
+	// step that counts it). A conflict or a closed period recorded nothing: the hold returns here.
 	if err != nil {
 		r.releaseHold()
 	}

@@ -16,6 +16,7 @@ type Store interface {
 	EventStore
 	PlanStore
 	AlertStore
+	InvoiceStore
 }
 
 // EventStore is the events-and-rollups part of a Store: the durable record of usage and the
@@ -26,7 +27,8 @@ type EventStore interface {
 	// arrive validated, with ID and Time set. The result has one status per event, in order: an
 	// event whose (Tenant, ID) is already stored, or appears earlier in the batch, is
 	// AppendDuplicate when its Resource, Quantity and Attrs equal the recorded ones and
-	// AppendConflict when they differ; neither changes anything.
+	// AppendConflict when they differ; an event whose Time falls in a span closed for its tenant
+	// (see InvoiceStore.CloseSpan) is AppendClosed. None of those changes anything.
 	AppendEvents(ctx context.Context, spec RollupSpec, events []Event) ([]AppendStatus, error)
 
 	// QueryRollups returns the stored buckets of q.Period whose start is in [q.From, q.To) (a zero
@@ -79,6 +81,40 @@ type AlertStore interface {
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, error)
 }
 
+// InvoiceStore is the invoices part of a Store: drafts, the gap-free numbering of finalized
+// invoices, and the spans that finalized invoices close to late events.
+type InvoiceStore interface {
+	// PutDrafts stores draft invoices. A draft replaces the draft of the same tenant and span
+	// (keeping its ID); a draft whose ID is empty and that replaces nothing gets a new ID. The
+	// result has one error per invoice: nil, or an error matching ErrPeriodClosed when a
+	// finalized or paid invoice exists for that tenant and span. The IDs are set in invs.
+	PutDrafts(ctx context.Context, invs []*Invoice) ([]error, error)
+	// GetInvoice returns the invoice with id, or an error matching ErrNotFound.
+	GetInvoice(ctx context.Context, id string) (*Invoice, error)
+	// ListInvoices returns the invoices matching q, newest period first.
+	ListInvoices(ctx context.Context, q InvoiceQuery) ([]*Invoice, error)
+	// CloseSpan refuses, from now on, events of tenant whose time is in span (AppendEvents
+	// answers AppendClosed). Closing a closed span is a no-op.
+	CloseSpan(ctx context.Context, tenant string, span Span) error
+	// FinalizeInvoice replaces the draft inv.ID with inv (its lines recomputed after CloseSpan),
+	// gives it the next number of sequence (number formats it), and sets it finalized at
+	// inv.FinalizedAt, in one transaction: numbers of one sequence are consecutive, with no gap
+	// and no repeat. An invoice that is already finalized (or later) is returned unchanged.
+	FinalizeInvoice(ctx context.Context, inv *Invoice, sequence string, number func(seq int64) string) (*Invoice, error)
+	// SetInvoiceStatus moves the invoice id from status from to status to, recording at in the
+	// matching time field; an invoice in another status is refused with an error that says which.
+	SetInvoiceStatus(ctx context.Context, id string, from, to InvoiceStatus, at time.Time) (*Invoice, error)
+}
+
+// InvoiceQuery selects invoices. The zero value selects the 100 most recent of every tenant.
+type InvoiceQuery struct {
+	Tenant string        // empty: every tenant
+	Status InvoiceStatus // empty: any
+	// Start selects invoices whose period starts at Start (zero: any).
+	Start time.Time
+	Limit int // 0: 100
+}
+
 // AppendStatus is what AppendEvents did with one event.
 type AppendStatus uint8
 
@@ -87,6 +123,7 @@ const (
 	AppendInserted  AppendStatus = iota // new: recorded and counted
 	AppendDuplicate                     // same id and same content already recorded: ignored
 	AppendConflict                      // same id, different content already recorded: refused
+	AppendClosed                        // time in a span closed by a finalized invoice: refused
 )
 
 // String returns "inserted", "duplicate" or "conflict".
@@ -98,6 +135,8 @@ func (s AppendStatus) String() string {
 		return "duplicate"
 	case AppendConflict:
 		return "conflict"
+	case AppendClosed:
+		return "closed"
 	}
 	return "unknown"
 }

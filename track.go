@@ -268,14 +268,26 @@ func (m *Meter) applied(r *request, statuses []AppendStatus) {
 // answer reports the outcome of one request to its caller (durable) or to OnError (async).
 func (m *Meter) answer(r *request, statuses []AppendStatus, err error) {
 	if err == nil {
-		var conflicts []Event
+		var conflicts, closed []Event
 		for i, s := range statuses {
-			if s == AppendConflict {
+			switch s {
+			case AppendConflict:
 				conflicts = append(conflicts, r.events[i])
+			case AppendClosed:
+				closed = append(closed, r.events[i])
 			}
 		}
+		var errs []error
 		if conflicts != nil {
-			err = &EventConflictError{Events: conflicts}
+			errs = append(errs, &EventConflictError{Events: conflicts})
+		}
+		if closed != nil {
+			errs = append(errs, &PeriodClosedError{Events: closed})
+		}
+		if len(errs) == 1 {
+			err = errs[0]
+		} else if len(errs) > 1 {
+			err = errors.Join(errs...)
 		}
 	} else if r.done == nil {
 		err = fmt.Errorf("billing: %d async events not recorded: %w", len(r.events), err)

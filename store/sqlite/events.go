@@ -71,6 +71,14 @@ func (s *Store) AppendEvents(ctx context.Context, spec billing.RollupSpec, event
 		}
 	}
 
+	// New events in a span closed by a finalized invoice are taken out again, in this same
+	// transaction, and refused with their repeats; repeats of events stored before the span was
+	// closed stay duplicates (or conflicts).
+	closed, err := closedEvents(ctx, tx, events, uniq, inserted)
+	if err != nil {
+		return nil, err
+	}
+
 	// The content each key must match: what was stored before, or the batch's first occurrence.
 	type content struct {
 		resource string
@@ -81,6 +89,9 @@ func (s *Store) AppendEvents(ctx context.Context, spec billing.RollupSpec, event
 	for _, i := range uniq {
 		e := &events[i]
 		k := eventKey{e.Tenant, e.ID}
+		if closed[k] {
+			continue
+		}
 		if inserted[k] {
 			ref[k] = content{e.Resource, e.Quantity, attrs[i]}
 			continue
@@ -101,6 +112,10 @@ func (s *Store) AppendEvents(ctx context.Context, spec billing.RollupSpec, event
 	for i := range events {
 		e := &events[i]
 		k := eventKey{e.Tenant, e.ID}
+		if closed[k] {
+			statuses[i] = billing.AppendClosed
+			continue
+		}
 		if inserted[k] && first[k] == i {
 			statuses[i] = billing.AppendInserted
 			set.Add(e)
