@@ -183,7 +183,7 @@ type lineView struct {
 
 // tierView is one tier of a line's breakdown: what it charged, and how.
 type tierView struct {
-	Label   string // "Tier 2, units 6-10"
+	Label   string // "Tier 2, units 6–10"
 	Formula string // "5 × 6.50 + 2.00 flat"
 	Amount  string // exact, at least the currency's digits
 }
@@ -320,7 +320,7 @@ func newTierView(model PricingModel, tc TierCharge, digits int32) tierView {
 	if tc.First == tc.Last {
 		label += "unit " + formatQuantity(tc.First)
 	} else {
-		label += "units " + formatQuantity(tc.First) + "-" + formatQuantity(tc.Last)
+		label += "units " + formatQuantity(tc.First) + "–" + formatQuantity(tc.Last)
 	}
 	unit := ""
 	if model == Package {

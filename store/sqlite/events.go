@@ -14,6 +14,21 @@ import (
 // SQLite's limit of 32766 bound parameters.
 const chunkRows = 500
 
+// chunkLen returns how many of n remaining rows the next multi-row statement takes: chunkRows, or
+// else the largest power of two. Statements then come in a few sizes only, which the writer
+// connection keeps compiled (its statement cache, see OpenConfig), instead of compiling one for
+// every batch size: compiling a multi-row statement costs more than running it.
+func chunkLen(n int) int {
+	if n >= chunkRows {
+		return chunkRows
+	}
+	c := 1
+	for c*2 <= n {
+		c *= 2
+	}
+	return c
+}
+
 type eventKey struct{ tenant, id string }
 
 // AppendEvents implements billing.EventStore: one IMMEDIATE transaction inserts the new events
@@ -44,8 +59,9 @@ func (s *Store) AppendEvents(ctx context.Context, spec billing.RollupSpec, event
 
 	inserted := make(map[eventKey]bool, len(uniq))
 	args := make([]any, 0, chunkRows*6)
-	for lo := 0; lo < len(uniq); lo += chunkRows {
-		part := uniq[lo:min(lo+chunkRows, len(uniq))]
+	for lo := 0; lo < len(uniq); {
+		part := uniq[lo : lo+chunkLen(len(uniq)-lo)]
+		lo += len(part)
 		args = args[:0]
 		for _, i := range part {
 			e := &events[i]
@@ -142,8 +158,9 @@ func addRollups(ctx context.Context, tx *sqlx.Tx, rollups []*billing.Rollup) err
 		return nil
 	}
 	args := make([]any, 0, chunkRows*8)
-	for lo := 0; lo < len(rollups); lo += chunkRows {
-		part := rollups[lo:min(lo+chunkRows, len(rollups))]
+	for lo := 0; lo < len(rollups); {
+		part := rollups[lo : lo+chunkLen(len(rollups)-lo)]
+		lo += len(part)
 		args = args[:0]
 		for _, r := range part {
 			var start int64

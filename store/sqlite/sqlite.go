@@ -86,6 +86,9 @@ func OpenConfig(cfg Config) (*Store, error) {
 	params := url.Values{}
 	params.Set("_busy_timeout", fmt.Sprint(cfg.BusyTimeout.Milliseconds()))
 	params.Set("_txlock", "immediate")
+	// Keep the writer's statements compiled: appends run a few multi-row statements whose
+	// compilation costs more than their execution (see chunkLen in events.go).
+	params.Set("_stmt_cache_size", "64")
 	params.Set("_synchronous", cfg.Synchronous)
 	if !memory {
 		params.Set("_journal_mode", "WAL")
