@@ -1,9 +1,9 @@
 package billing
 
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"sync"
+	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,35 +18,30 @@ func NewEventID() string {
 	ms, seq := nextIDTime()
 	// 48 bits of milliseconds, 4 bits of version (7), 12 bits of counter.
 	binary.BigEndian.PutUint64(u[0:8], ms<<16|0x7000|uint64(seq&0x0fff))
-	if _, err := rand.Read(u[8:]); err != nil {
-		panic("billing: crypto/rand failed: " + err.Error()) // never happens on supported systems
-	}
+	// The runtime's ChaCha8 generator, seeded from the operating system: unpredictable enough
+	// for identifiers (they are not secrets), and without a system call.
+	binary.BigEndian.PutUint64(u[8:16], rand.Uint64())
 	u[8] = 0x80 | u[8]&0x3f // RFC 9562 variant
 	return formatUUID(&u)
 }
 
-// idClock hands out strictly increasing (millisecond, counter) pairs so that IDs from this
-// process are monotonic even within one millisecond or when the wall clock steps back.
-var idClock struct {
-	sync.Mutex
-	ms  uint64
-	seq uint16
-}
+// idClock is the last (millisecond << 12 | counter) handed out. IDs from this process are
+// strictly increasing, even within one millisecond or when the wall clock steps back: a counter
+// that runs out borrows the next millisecond.
+var idClock atomic.Uint64
 
 func nextIDTime() (uint64, uint16) {
-	idClock.Lock()
-	defer idClock.Unlock()
-	now := uint64(time.Now().UnixMilli())
-	if now > idClock.ms {
-		idClock.ms, idClock.seq = now, 0
-	} else {
-		idClock.seq++
-		if idClock.seq > 0x0fff { // counter exhausted: borrow the next millisecond
-			idClock.ms++
-			idClock.seq = 0
+	now := uint64(time.Now().UnixMilli()) << 12
+	for {
+		last := idClock.Load()
+		next := now
+		if next <= last {
+			next = last + 1
+		}
+		if idClock.CompareAndSwap(last, next) {
+			return next >> 12, uint16(next & 0x0fff)
 		}
 	}
-	return idClock.ms, idClock.seq
 }
 
 func formatUUID(u *[16]byte) string {

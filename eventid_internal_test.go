@@ -6,11 +6,7 @@ import (
 )
 
 // setIDClock sets the id generator's last (millisecond, counter) pair.
-func setIDClock(ms uint64, seq uint16) {
-	idClock.Lock()
-	idClock.ms, idClock.seq = ms, seq
-	idClock.Unlock()
-}
+func setIDClock(ms uint64, seq uint16) { idClock.Store(ms<<12 | uint64(seq)) }
 
 func idParts(t *testing.T, id string) (ms uint64, seq uint16) {
 	t.Helper()
