@@ -66,13 +66,7 @@ func (e *Event) validate(prefix string) *FieldError {
 	if r := checkText(e.ID); r != "" {
 		return bad("id", "%s", r)
 	}
-	switch {
-	case e.Tenant == "":
-		return bad("tenant", "is required")
-	case len(e.Tenant) > MaxNameLen:
-		return bad("tenant", "must be at most %d bytes (got %d)", MaxNameLen, len(e.Tenant))
-	}
-	if r := checkText(e.Tenant); r != "" {
+	if r := tenantRule(e.Tenant); r != "" {
 		return bad("tenant", "%s", r)
 	}
 	if r := checkName(e.Resource); r != "" {
@@ -107,6 +101,17 @@ func (e *Event) validate(prefix string) *FieldError {
 		}
 	}
 	return worst
+}
+
+// tenantRule validates a tenant id; it returns the broken rule or "".
+func tenantRule(s string) string {
+	switch {
+	case s == "":
+		return "is required"
+	case len(s) > MaxNameLen:
+		return "must be at most " + itoa(MaxNameLen) + " bytes (got " + itoa(len(s)) + ")"
+	}
+	return checkText(s)
 }
 
 // checkName validates a resource name; it returns the broken rule or "".

@@ -186,14 +186,9 @@ func (m *Meter) TenantInfo(ctx context.Context, tenant string) (Tenant, error) {
 	return t, err
 }
 
+// checkTenant validates a tenant id given to a configuration method.
 func checkTenant(tenant string) error {
-	switch {
-	case tenant == "":
-		return fieldErr(ErrInvalidConfig, "tenant", "is required")
-	case len(tenant) > MaxNameLen:
-		return fieldErr(ErrInvalidConfig, "tenant", "must be at most %d bytes (got %d)", MaxNameLen, len(tenant))
-	}
-	if r := checkText(tenant); r != "" {
+	if r := tenantRule(tenant); r != "" {
 		return fieldErr(ErrInvalidConfig, "tenant", "%s", r)
 	}
 	return nil

@@ -127,13 +127,7 @@ func (k RateKey) validate() *FieldError {
 
 // checkRateTenant validates a tenant id given to a rate-limit method.
 func checkRateTenant(tenant string) *FieldError {
-	switch {
-	case tenant == "":
-		return fieldErr(ErrInvalidQuery, "tenant", "is required")
-	case len(tenant) > MaxNameLen:
-		return fieldErr(ErrInvalidQuery, "tenant", "must be at most %d bytes (got %d)", MaxNameLen, len(tenant))
-	}
-	if r := checkText(tenant); r != "" {
+	if r := tenantRule(tenant); r != "" {
 		return fieldErr(ErrInvalidQuery, "tenant", "%s", r)
 	}
 	return nil
