@@ -192,8 +192,11 @@ type Meter struct {
 	quota      Quota     // Config.Quota, or &book
 	localQuota bool      // quota is the built-in one
 	invoicer   Invoicer
-	alerts     *alerter
-	outbox     *outbox
+
+	jobsMu   sync.Mutex
+	invoiced map[string]bool // periods Run has finalized, by tenant ("" for all) and start
+	alerts   *alerter
+	outbox   *outbox
 }
 
 // New checks cfg, fills its defaults and starts the Meter's writer.

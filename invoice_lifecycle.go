@@ -31,8 +31,13 @@ func (m *Meter) GenerateInvoice(ctx context.Context, tenant string, span Span) (
 // Config.DefaultPlan for tenants with usage in span) whose span is not finalized yet, and returns
 // them. It reads the usage of all tenants in one query and writes drafts in batches.
 func (m *Meter) GenerateInvoices(ctx context.Context, span Span) ([]*Invoice, error) {
+	return m.generateInvoices(ctx, span, nil)
+}
+
+// generateInvoices is GenerateInvoices for every tenant but those in skip.
+func (m *Meter) generateInvoices(ctx context.Context, span Span, skip map[string]bool) ([]*Invoice, error) {
 	if _, ok := m.invoicer.(rollupInvoicer); !ok {
-		return m.generateEach(ctx, span)
+		return m.generateEach(ctx, span, skip)
 	}
 	if err := m.checkInvoiceSpan(span); err != nil {
 		return nil, err
@@ -64,6 +69,9 @@ func (m *Meter) GenerateInvoices(ctx context.Context, span Span) ([]*Invoice, er
 	now := m.cfg.Now()
 	var drafts []*Invoice
 	for tenant, planID := range planOf {
+		if skip[tenant] {
+			continue
+		}
 		p, ok := plans[planID]
 		if !ok {
 			pl, err := m.cfg.Store.GetPlan(ctx, planID)
@@ -105,10 +113,10 @@ func (m *Meter) GenerateInvoices(ctx context.Context, span Span) ([]*Invoice, er
 }
 
 // generateEach is GenerateInvoices for a custom Invoicer: one tenant at a time.
-func (m *Meter) generateEach(ctx context.Context, span Span) ([]*Invoice, error) {
+func (m *Meter) generateEach(ctx context.Context, span Span, skip map[string]bool) ([]*Invoice, error) {
 	var tenants []string
 	if err := m.eachTenant(ctx, func(t Tenant) {
-		if t.PlanID != "" || m.cfg.DefaultPlan != "" {
+		if (t.PlanID != "" || m.cfg.DefaultPlan != "") && !skip[t.ID] {
 			tenants = append(tenants, t.ID)
 		}
 	}); err != nil {
@@ -209,39 +217,74 @@ func (m *Meter) BillingCycle(ctx context.Context, tenant string, t time.Time) (S
 	return m.bucketOf(PeriodMonth, rec.AnchorDay, t), nil
 }
 
-// invoiceJobs is Run's monthly job: while the previous month is within Config.InvoiceGrace of
-// its end, it keeps the drafts up to date with late usage; after the grace it finalizes them.
-// Tenants with an anchor day are handled on their own cycle.
+// invoiceJobs is Run's monthly job. While the previous month is within Config.InvoiceGrace of
+// its end, it keeps the drafts up to date with late usage; after the grace it drafts whatever is
+// still missing (a process may have been down during the grace) and finalizes, once per month
+// and process. Tenants with an anchor day are handled on their own cycle, and a tenant whose plan
+// was assigned after a period ended is not invoiced for it.
 func (m *Meter) invoiceJobs(ctx context.Context) error {
 	now := m.cfg.Now()
 	cur := MonthOf(now, m.cfg.Location)
 	prev := MonthOf(cur.Start.Add(-time.Nanosecond), m.cfg.Location)
 	var anchored []Tenant
+	skip := map[string]bool{} // invoiced on their own cycle, or not on a plan during prev
 	if err := m.eachTenant(ctx, func(t Tenant) {
-		if t.AnchorDay > 1 && (t.PlanID != "" || m.cfg.DefaultPlan != "") {
+		if t.PlanID == "" && m.cfg.DefaultPlan == "" {
+			return
+		}
+		if t.AnchorDay > 1 {
 			anchored = append(anchored, t)
+			skip[t.ID] = true
+		} else if !t.PlanSince.IsZero() && !t.PlanSince.Before(prev.End) {
+			skip[t.ID] = true
 		}
 	}); err != nil {
 		return err
 	}
-	if now.Before(prev.End.Add(m.cfg.InvoiceGrace)) {
-		if _, err := m.GenerateInvoices(ctx, prev); err != nil {
-			return err
-		}
-	} else if err := m.finalizeDrafts(ctx, prev.Start, ""); err != nil {
+	if err := m.invoicePeriod(ctx, "", prev, now, skip); err != nil {
 		return err
 	}
 	for _, t := range anchored {
 		cycle := AnchoredMonth(now, t.AnchorDay, m.cfg.Location)
 		last := AnchoredMonth(cycle.Start.Add(-time.Nanosecond), t.AnchorDay, m.cfg.Location)
-		if now.Before(last.End.Add(m.cfg.InvoiceGrace)) {
-			if _, err := m.GenerateInvoice(ctx, t.ID, last); err != nil && !errors.Is(err, ErrPeriodClosed) {
-				return err
-			}
-		} else if err := m.finalizeDrafts(ctx, last.Start, t.ID); err != nil {
+		if !t.PlanSince.IsZero() && !t.PlanSince.Before(last.End) {
+			continue
+		}
+		if err := m.invoicePeriod(ctx, t.ID, last, now, nil); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// invoicePeriod drafts span (for tenant, or every tenant not in skip) and, after the grace,
+// finalizes it, remembering that it did so.
+func (m *Meter) invoicePeriod(ctx context.Context, tenant string, span Span, now time.Time, skip map[string]bool) error {
+	key := tenant + "\x00" + span.Start.UTC().Format(time.RFC3339)
+	m.jobsMu.Lock()
+	done := m.invoiced[key]
+	m.jobsMu.Unlock()
+	if done {
+		return nil
+	}
+	var err error
+	if tenant == "" {
+		_, err = m.generateInvoices(ctx, span, skip)
+	} else if _, err = m.GenerateInvoice(ctx, tenant, span); errors.Is(err, ErrPeriodClosed) {
+		err = nil
+	}
+	if err != nil || now.Before(span.End.Add(m.cfg.InvoiceGrace)) {
+		return err
+	}
+	if err := m.finalizeDrafts(ctx, span.Start, tenant); err != nil {
+		return err
+	}
+	m.jobsMu.Lock()
+	if m.invoiced == nil || len(m.invoiced) > 100_000 {
+		m.invoiced = map[string]bool{}
+	}
+	m.invoiced[key] = true
+	m.jobsMu.Unlock()
 	return nil
 }
 

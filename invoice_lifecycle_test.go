@@ -433,12 +433,37 @@ func TestInvoiceLifecycleRunAfterGrace(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("Run started after February's grace never invoiced February: acme has %d invoices, want one finalized "+
-		"(invoiceJobs only finalizes drafts that a run during the grace created)", len(invOf(t, m, "acme")))
+	t.Fatalf("Run started after February's grace did not invoice February: acme has %d invoices, want one finalized "+
+		"(a month whose grace no Run saw must still be drafted and finalized)", len(invOf(t, m, "acme")))
+}
+
+// TestInvoiceLifecycleRunPlanAssignedLater: a tenant put on a plan after a month ended is not
+// invoiced for that month by Run.
+func TestInvoiceLifecycleRunPlanAssignedLater(t *testing.T) {
+	m, clock := invMeter(t, billing.Config{CheckInterval: 2 * time.Millisecond}, invAt(28, 22, 0))
+	invSetPlan(t, m, invPlanP, "early")
+	clock.Set(invFeb.End.Add(10 * time.Minute)) // March 1, 00:10, within the grace
+	invSetPlan(t, m, invPlanP, "late")
+	clock.Set(invFeb.End.Add(3 * time.Hour))
+	invRun(t, m)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if invs := invOf(t, m, "early"); len(invs) == 1 && invs[0].Status == billing.InvoiceFinalized {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if invs := invOf(t, m, "early"); len(invs) != 1 || invs[0].Status != billing.InvoiceFinalized {
+		t.Fatalf("tenant on the plan all February: %d invoices, want one finalized", len(invs))
+	}
+	if invs := invOf(t, m, "late"); len(invs) != 0 {
+		t.Errorf("tenant put on the plan on March 1 got %d February invoices, want none", len(invs))
+	}
 }
 
 // TestInvoiceLifecycleRunAnchored checks that Run invoices a tenant with an anchor day on its own
-// cycle only, never on the calendar month (which would bill the same usage twice).
+// cycle only, never on the calendar month (which would bill the same usage twice and close its
+// open cycle early).
 func TestInvoiceLifecycleRunAnchored(t *testing.T) {
 	ctx := context.Background()
 	m, clock := invMeter(t, billing.Config{CheckInterval: 2 * time.Millisecond}, invAt(28, 22, 0))
@@ -452,19 +477,28 @@ func TestInvoiceLifecycleRunAnchored(t *testing.T) {
 		return e
 	}
 	invTrack(t, m, invEv("requests", 5, invAt(20, 0, 0)), anch(2, invAt(10, 0, 0)), anch(3, invAt(20, 0, 0)))
-	cycle := billing.Span{Start: invAt(15, 0, 0), End: time.Date(2026, time.March, 15, 0, 0, 0, 0, time.UTC)}
+	mar15 := time.Date(2026, time.March, 15, 0, 0, 0, 0, time.UTC)
+	cycle := billing.Span{Start: invAt(15, 0, 0), End: mar15}
+	onCycle := func(when string) {
+		t.Helper()
+		for _, inv := range invOf(t, m, "anch") {
+			if inv.Start.Day() != 15 || inv.End.Day() != 15 {
+				t.Errorf("%s: anchored tenant got an invoice for %s/%s (%s, quantity %d), not on its cycle (the 15th)",
+					when, inv.Start.Format(time.DateOnly), inv.End.Format(time.DateOnly), inv.Status, invQuantity(inv))
+			}
+		}
+	}
 
 	clock.Set(invFeb.End.Add(time.Minute))
 	invRun(t, m)
+	waitFor(t, "acme's February draft", func() bool { return len(invOf(t, m, "acme")) == 1 })
+	onCycle("during February's grace")
 	clock.Set(invFeb.End.Add(time.Hour))
 	waitFor(t, "acme's February invoice", func() bool {
 		a := invOf(t, m, "acme")
 		return len(a) == 1 && a[0].Status == billing.InvoiceFinalized
 	})
-	for _, inv := range invOf(t, m, "anch") {
-		t.Errorf("anchored tenant got a calendar invoice %s/%s (%s, quantity %d); its cycle is %s",
-			inv.Start.Format(time.DateOnly), inv.End.Format(time.DateOnly), inv.Status, invQuantity(inv), cycle)
-	}
+	onCycle("after February's grace")
 	if err := m.Track(ctx, anch(1, invAt(25, 0, 0))); err != nil {
 		t.Errorf("an event of the anchored tenant's open cycle was refused: %v", err)
 	}
@@ -478,13 +512,21 @@ func TestInvoiceLifecycleRunAnchored(t *testing.T) {
 		invs := invOf(t, m, "anch")
 		return len(invs) >= 1 && invs[0].Start.Equal(cycle.Start) && invs[0].Status == billing.InvoiceFinalized
 	})
-	invs := invOf(t, m, "anch")
-	if len(invs) != 1 || !invs[0].End.Equal(cycle.End) || invQuantity(invs[0]) != 4 || invs[0].Number != "INV-2026-000002" {
-		for _, inv := range invs {
-			t.Logf("anch invoice %s/%s %s %s quantity %d", inv.Start, inv.End, inv.Status, inv.Number, invQuantity(inv))
+	onCycle("after the anchored cycle's grace")
+	var found *billing.Invoice
+	for _, inv := range invOf(t, m, "anch") {
+		if inv.Start.Equal(cycle.Start) {
+			if found != nil {
+				t.Errorf("two invoices of the anchored tenant for %s", cycle)
+			}
+			found = inv
 		}
-		t.Errorf("anchored tenant: %d invoices; want one, %s, quantity 4 (3 + 1 late), INV-2026-000002", len(invs), cycle)
 	}
+	if found == nil || !found.End.Equal(cycle.End) || invQuantity(found) != 4 || found.Number != "INV-2026-000002" {
+		t.Errorf("anchored tenant's invoice for %s: %+v; want quantity 4 (3 + 1 late), INV-2026-000002", cycle, found)
+	}
+	// The cycle before (January 15 to February 15) ended before Run started; whether it is
+	// invoiced is TestInvoiceLifecycleRunAfterGrace's concern.
 }
 
 func TestInvoiceLifecycleTransitions(t *testing.T) {

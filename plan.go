@@ -42,6 +42,9 @@ type Tenant struct {
 	ID string `json:"id"`
 	// PlanID is the tenant's plan; empty means Config.DefaultPlan (and none: unlimited).
 	PlanID string `json:"plan_id,omitempty"`
+	// PlanSince is when PlanID was assigned; Run does not invoice the tenant for periods that
+	// ended before it.
+	PlanSince time.Time `json:"plan_since,omitzero"`
 	// AnchorDay is the day of the month on which the tenant's monthly quota cycle starts, 1 to
 	// 31; 0 means the calendar month. In months shorter than AnchorDay the cycle starts on the
 	// month's last day, and returns to AnchorDay the month after.
@@ -150,7 +153,9 @@ func (m *Meter) AssignPlan(ctx context.Context, tenant, planID string) error {
 		}
 	}
 	_, err := m.cfg.Store.UpdateTenant(ctx, tenant, func(t *Tenant) error {
-		t.PlanID = planID
+		if t.PlanID != planID {
+			t.PlanID, t.PlanSince = planID, m.cfg.Now()
+		}
 		t.Updated = m.cfg.Now()
 		return nil
 	})

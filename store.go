@@ -85,9 +85,10 @@ type AlertStore interface {
 // invoices, and the spans that finalized invoices close to late events.
 type InvoiceStore interface {
 	// PutDrafts stores draft invoices. A draft replaces the draft of the same tenant and span
-	// (keeping its ID); a draft whose ID is empty and that replaces nothing gets a new ID. The
-	// result has one error per invoice: nil, or an error matching ErrPeriodClosed when a
-	// finalized or paid invoice exists for that tenant and span. The IDs are set in invs.
+	// (keeping its ID); a draft that replaces nothing keeps its ID, or gets a new one when its ID
+	// is empty or already names another invoice (which is never overwritten). The result has one
+	// error per invoice: nil, or an error matching ErrPeriodClosed when a finalized or paid
+	// invoice exists for that tenant and span. The IDs are set in invs.
 	PutDrafts(ctx context.Context, invs []*Invoice) ([]error, error)
 	// GetInvoice returns the invoice with id, or an error matching ErrNotFound.
 	GetInvoice(ctx context.Context, id string) (*Invoice, error)

@@ -32,6 +32,17 @@ func (s *Store) PutDrafts(ctx context.Context, invs []*billing.Invoice) ([]error
 			inv.Tenant, inv.Start.UnixNano(), inv.End.UnixNano())
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
+			if inv.ID != "" {
+				// The ID of another invoice (another tenant's or span's, or a void one) is not
+				// taken over: the draft would overwrite that invoice.
+				var taken int
+				if err := tx.GetContext(ctx, &taken, `SELECT count(*) FROM invoices WHERE id = ?`, inv.ID); err != nil {
+					return nil, translate("read draft", err)
+				}
+				if taken > 0 {
+					inv.ID = ""
+				}
+			}
 			if inv.ID == "" {
 				inv.ID = "inv_" + strings.ReplaceAll(billing.NewEventID(), "-", "")
 			}

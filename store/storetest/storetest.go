@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) billing.Store) {
 	t.Run("GroupBy", func(t *testing.T) { testGroupBy(t, newStore) })
 	t.Run("ReadsDuringWrites", func(t *testing.T) { testReadsDuringWrites(t, newStore) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, newStore) })
+	t.Run("Invoices", func(t *testing.T) { testInvoices(t, newStore) })
 }
 
 // cmpOpts compare usage rows and buckets: times by instant (cmp uses Time.Equal), and empty
