@@ -203,6 +203,7 @@ func checkTenant(tenant string) error {
 // built; a change builds a new one.
 type effective struct {
 	buckets    [4]atomic.Pointer[Span] // the last bucket seen of each period, by periodRank
+	spans      sync.Map                // resource -> *spansCache
 	anchorDay  int
 	quotas     []QuotaRule            // one per resource and period; Tenant set
 	byResource map[string][]QuotaRule // quotas by resource
@@ -241,7 +242,11 @@ func (c *ruleCache) current(tenant string, now time.Time, ttl time.Duration) *ef
 
 // effectiveRules returns tenant's merged rules, from the cache when fresh.
 func (m *Meter) effectiveRules(ctx context.Context, tenant string) (*effective, error) {
-	now := m.cfg.Now()
+	return m.effectiveRulesAt(ctx, tenant, m.cfg.Now())
+}
+
+// effectiveRulesAt is effectiveRules for a caller that has read the clock already.
+func (m *Meter) effectiveRulesAt(ctx context.Context, tenant string, now time.Time) (*effective, error) {
 	if e := m.rules.current(tenant, now, m.cfg.RuleCacheTTL); e != nil {
 		return e, nil
 	}
@@ -321,12 +326,42 @@ func (m *Meter) ratePolicies(ctx context.Context, tenant string) ([]RatePolicy, 
 
 // quotaRequest describes key's rules and their current buckets at now, for the Quota.
 func (m *Meter) quotaRequest(key RateKey, e *effective, gen uint64, now time.Time) QuotaRequest {
-	rules := e.byResource[key.Resource]
-	req := QuotaRequest{Key: key, Rules: rules, Buckets: make([]Span, len(rules)), Now: now, gen: gen}
-	for i, q := range rules {
-		req.Buckets[i] = e.bucket(m, q.Period, now)
+	return m.quotaRequestFor(key, e.byResource[key.Resource], e, gen, now)
+}
+
+// quotaRequestFor is quotaRequest for rules, the rules of key's resource in e.
+// The Buckets slice is shared between requests while it is current: Quota implementations only
+// read it.
+func (m *Meter) quotaRequestFor(key RateKey, rules []QuotaRule, e *effective, gen uint64, now time.Time) QuotaRequest {
+	req := QuotaRequest{Key: key, Rules: rules, Now: now, gen: gen}
+	if v, ok := e.spans.Load(key.Resource); ok {
+		if c := v.(*spansCache); !now.Before(c.from) && now.Before(c.until) {
+			req.Buckets = c.buckets
+			return req
+		}
 	}
+	c := &spansCache{buckets: make([]Span, len(rules)), until: time.Unix(1<<62, 0)}
+	for i, q := range rules {
+		b := e.bucket(m, q.Period, now)
+		c.buckets[i] = b
+		if q.Period != PeriodTotal {
+			if b.End.Before(c.until) {
+				c.until = b.End
+			}
+			if b.Start.After(c.from) {
+				c.from = b.Start
+			}
+		}
+	}
+	e.spans.Store(key.Resource, c)
+	req.Buckets = c.buckets
 	return req
+}
+
+// spansCache is the current bucket of each rule of one resource, valid for now in [from, until).
+type spansCache struct {
+	buckets     []Span
+	from, until time.Time
 }
 
 // bucket returns the bucket of period p containing now, for this tenant (its anchor day),

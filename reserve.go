@@ -89,14 +89,15 @@ func (m *Meter) Reserve(ctx context.Context, tenant, resource string, n int64) (
 	r := &Reservation{ID: NewEventID(), Tenant: tenant, Resource: resource, Quantity: n,
 		Expires: now.Add(m.cfg.ReservationTTL), m: m}
 	gen := m.rules.gen.Load()
-	e, err := m.effectiveRules(ctx, tenant)
+	e, err := m.effectiveRulesAt(ctx, tenant, now)
 	if err != nil {
 		return m.failOpen(r, err)
 	}
-	if len(e.byResource[resource]) == 0 {
+	rules := e.byResource[resource]
+	if len(rules) == 0 {
 		return r, nil
 	}
-	req := m.quotaRequest(RateKey{Tenant: tenant, Resource: resource}, e, gen, now)
+	req := m.quotaRequestFor(RateKey{Tenant: tenant, Resource: resource}, rules, e, gen, now)
 	req.ID, req.N, req.Expires, req.Enforce = r.ID, n, r.Expires, m.cfg.Enforce != EnforceOff
 	if err := m.quota.Reserve(ctx, req); err != nil {
 		var qe *QuotaExceededError

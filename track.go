@@ -127,8 +127,6 @@ func (m *Meter) enqueue(ctx context.Context, req *request) error {
 // each batch in one store transaction, until the queue is closed and drained.
 func (m *Meter) writer() {
 	defer close(m.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	var batch []*request
 	for {
 		first, ok := <-m.queue
@@ -136,7 +134,7 @@ func (m *Meter) writer() {
 			return
 		}
 		batch = append(batch[:0], first)
-		n, async, lingering := len(first.events), first.done == nil, false
+		n, async, lingered := len(first.events), first.done == nil, false
 	gather:
 		for n < m.cfg.MaxBatch {
 			var r *request
@@ -144,20 +142,15 @@ func (m *Meter) writer() {
 			case r, ok = <-m.queue:
 			default:
 				// The queue is empty. A durable caller is waiting: commit now. An async-only
-				// batch may wait up to FlushInterval for company.
-				if !async {
+				// batch waits FlushInterval, once, for company. It sleeps rather than waiting
+				// on the queue, so that callers only drop requests into its buffer instead of
+				// waking the writer one by one.
+				if !async || lingered {
 					break gather
 				}
-				if !lingering {
-					lingering = true
-					timer.Reset(m.cfg.FlushInterval)
-				}
-				select {
-				case r, ok = <-m.queue:
-				case <-timer.C:
-					lingering = false
-					break gather
-				}
+				lingered = true
+				time.Sleep(m.cfg.FlushInterval)
+				continue
 			}
 			if !ok {
 				break gather // closed: commit what we have; the next receive returns
@@ -170,9 +163,6 @@ func (m *Meter) writer() {
 			}
 			n += len(r.events)
 			async = async && r.done == nil
-		}
-		if lingering {
-			timer.Stop() // since Go 1.23 no stale tick can be received after Stop or Reset
 		}
 		m.commit(batch)
 		clear(batch)
