@@ -25,18 +25,18 @@ import (
 // may still be committed; retry with the same IDs to be sure. Track after Close returns ErrClosed.
 // Safe for concurrent use.
 func (m *Meter) Track(ctx context.Context, events ...Event) error {
-	return m.track(ctx, events, "")
+	evs := make([]Event, len(events))
+	copy(evs, events)
+	return m.track(ctx, evs, "")
 }
 
-// track validates and records events; release names a reservation whose hold the writer returns
-// in the same step that counts the events.
-func (m *Meter) track(ctx context.Context, events []Event, release string) error {
-	if len(events) == 0 {
+// track validates and records events, which it owns from then on; release names a reservation
+// whose hold the writer returns in the same step that counts the events.
+func (m *Meter) track(ctx context.Context, evs []Event, release string) error {
+	if len(evs) == 0 {
 		return nil
 	}
 	now := m.cfg.Now()
-	evs := make([]Event, len(events))
-	copy(evs, events)
 	for i := range evs {
 		e := &evs[i]
 		prefix := ""
