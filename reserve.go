@@ -86,7 +86,7 @@ func (m *Meter) Reserve(ctx context.Context, tenant, resource string, n int64) (
 		return nil, fieldErr(ErrInvalidConfig, "n", "must be at most %d (got %d)", int64(MaxQuantity), n)
 	}
 	now := m.cfg.Now()
-	r := &Reservation{ID: newEventIDAt(now), Tenant: tenant, Resource: resource, Quantity: n,
+	r := &Reservation{ID: NewEventID(), Tenant: tenant, Resource: resource, Quantity: n,
 		Expires: now.Add(m.cfg.ReservationTTL), m: m}
 	gen := m.rules.gen.Load()
 	e, err := m.effectiveRulesAt(ctx, tenant, now)
