@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,7 @@ func newCommitter(wait bool, pending *sync.WaitGroup, maxPending int, onError fu
 		maxPending = DefaultMaxPending
 	}
 	if onError == nil {
-		onError = func(err error) { slog.Default().Error("billing middleware: usage not recorded", "err", err) }
+		onError = func(err error) { slog.Default().Error("billing middleware", "err", err) }
 	}
 	return &committer{wait: wait, pending: pending, max: int64(maxPending), onError: onError}
 }
@@ -76,7 +77,7 @@ func (c *committer) do(ctx context.Context, commit func(context.Context) error) 
 		err = commit(ctx)
 	}
 	if err != nil {
-		c.onError(err)
+		c.onError(fmt.Errorf("billing middleware: usage not recorded: %w", err))
 	}
 }
 

@@ -43,6 +43,8 @@ type Options struct {
 
 	// Pending, when set, counts the commits running behind responses: after
 	// http.Server.Shutdown returns, call Pending.Wait() before Meter.Close, and none is lost.
+	// (A commit is counted when its handler returns, which can be after the client has read the
+	// whole response: wait once no handler is running, not after a client's last read.)
 	// Defaults to nil (not counted).
 	Pending *sync.WaitGroup
 
@@ -73,7 +75,9 @@ type Options struct {
 //     X-Billing-Quota-Warning header;
 //  4. call the handler;
 //  5. commit the reservation when the status is counted (Options.Counted), cancel it otherwise.
-//     A handler that panics has its reservation cancelled, and the panic goes on up.
+//     A handler that panics has its reservation cancelled, and the panic goes on up; except that
+//     a response aborted with http.ErrAbortHandler after a counted status (a stream whose client
+//     left, through httputil.ReverseProxy) is committed before the panic goes on.
 //
 // Errors are answered with RFC 9457 problem bodies (see ProblemFor). HTTP panics at setup on
 // options that can never work (an invalid Resource, a QuotaExceededStatus that is not 4xx); it
@@ -123,6 +127,7 @@ type metered struct {
 	soft    *softWarnings
 }
 
+// ServeHTTP implements http.Handler: one request, metered (see HTTP).
 func (h *metered) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tenant, err := h.opts.Tenant(r)
 	if err == nil {
@@ -166,9 +171,23 @@ func (h *metered) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	finished := false
 	defer func() {
-		if !finished { // the handler panicked: release the units, let the panic go on
+		if finished {
+			return
+		}
+		// The handler panicked. A response aborted with http.ErrAbortHandler after a counted
+		// status (a stream whose client left) was usage; anything else releases the units. The
+		// panic goes on up either way.
+		v := recover()
+		if v == nil { // runtime.Goexit, not a panic: let it go on
+			_ = res.Cancel(context.WithoutCancel(ctx))
+			return
+		}
+		if v == http.ErrAbortHandler && sw.status != 0 && h.opts.Counted(sw.status) {
+			h.commits.run(ctx, func(ctx context.Context) error { return res.Commit(ctx, n) })
+		} else {
 			_ = res.Cancel(context.WithoutCancel(ctx))
 		}
+		panic(v)
 	}()
 	h.next.ServeHTTP(sw, r)
 	finished = true

@@ -1,9 +1,12 @@
 package middleware
 
-import "net/http"
+import (
+	"io"
+	"net/http"
+)
 
 // statusWriter records the status a handler answers with, and passes everything through. It
-// implements http.Flusher (streaming handlers check for it) and Unwrap, so http.ResponseController
+// implements http.Flusher (streaming handlers check for it), FlushError, io.ReaderFrom and Unwrap, so http.ResponseController
 // reaches the writer below (Hijack, deadlines, full duplex).
 type statusWriter struct {
 	http.ResponseWriter
@@ -27,12 +30,25 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// Flush implements http.Flusher; flushing without a status sends a 200.
-func (w *statusWriter) Flush() {
+// ReadFrom implements io.ReaderFrom, so io.Copy to the response (http.ServeContent, file
+// servers) still reaches the server's own ReadFrom and its sendfile path.
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
+	return io.Copy(w.ResponseWriter, r)
+}
+
+// Flush implements http.Flusher; flushing without a status sends a 200.
+func (w *statusWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush that reports a failed write (a client that has gone), for
+// http.ResponseController.
+func (w *statusWriter) FlushError() error {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Unwrap returns the writer below, for http.ResponseController.
