@@ -57,6 +57,14 @@ func (e Event) Validate() error {
 }
 
 func (e *Event) validate(prefix string) *FieldError {
+	if fe := e.validateNames(prefix); fe != nil {
+		return fe
+	}
+	return e.validateUsage(prefix)
+}
+
+// validateNames checks the id, tenant and resource.
+func (e *Event) validateNames(prefix string) *FieldError {
 	bad := func(field, format string, args ...any) *FieldError {
 		return fieldErr(ErrInvalidEvent, prefix+field, format, args...)
 	}
@@ -71,6 +79,14 @@ func (e *Event) validate(prefix string) *FieldError {
 	}
 	if r := checkName(e.Resource); r != "" {
 		return bad("resource", "%s", r)
+	}
+	return nil
+}
+
+// validateUsage checks the quantity and the attributes.
+func (e *Event) validateUsage(prefix string) *FieldError {
+	bad := func(field, format string, args ...any) *FieldError {
+		return fieldErr(ErrInvalidEvent, prefix+field, format, args...)
 	}
 	if e.Quantity <= 0 {
 		return bad("quantity", "must be > 0 (got %d)", e.Quantity)

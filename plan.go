@@ -336,7 +336,7 @@ func (m *Meter) quotaRequestFor(key RateKey, rules []QuotaRule, e *effective, ge
 	req := QuotaRequest{Key: key, Rules: rules, Now: now, gen: gen}
 	if v, ok := e.spans.Load(key.Resource); ok {
 		if c := v.(*spansCache); !now.Before(c.from) && now.Before(c.until) {
-			req.Buckets = c.buckets
+			req.Buckets, req.cache = c.buckets, c
 			return req
 		}
 	}
@@ -354,7 +354,7 @@ func (m *Meter) quotaRequestFor(key RateKey, rules []QuotaRule, e *effective, ge
 		}
 	}
 	e.spans.Store(key.Resource, c)
-	req.Buckets = c.buckets
+	req.Buckets, req.cache = c.buckets, c
 	return req
 }
 
@@ -362,6 +362,7 @@ func (m *Meter) quotaRequestFor(key RateKey, rules []QuotaRule, e *effective, ge
 type spansCache struct {
 	buckets     []Span
 	from, until time.Time
+	counter     atomic.Pointer[counter] // the built-in Quota's counter of this tenant and resource
 }
 
 // bucket returns the bucket of period p containing now, for this tenant (its anchor day),

@@ -62,7 +62,8 @@ type QuotaRequest struct {
 	Enforce bool
 	Now     time.Time
 
-	gen uint64 // the Meter's rule generation, for the built-in Quota
+	gen   uint64      // the Meter's rule generation, for the built-in Quota
+	cache *spansCache // where the built-in Quota remembers the counter of Key
 }
 
 // DefaultNotifyAt are the alert thresholds of a rule whose NotifyAt is nil.

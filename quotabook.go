@@ -95,7 +95,16 @@ func (b *quotaBook) counterOf(k RateKey) *counter {
 // get returns the counter of req.Key with the rules of req and each rule's bucket loaded as
 // req.Buckets says, loading usage from the Store when needed. The counter is returned locked.
 func (b *quotaBook) get(ctx context.Context, req *QuotaRequest) (*counter, error) {
-	c := b.counterOf(req.Key)
+	var c *counter
+	if req.cache != nil {
+		c = req.cache.counter.Load()
+	}
+	if c == nil {
+		c = b.counterOf(req.Key)
+		if req.cache != nil {
+			req.cache.counter.Store(c)
+		}
+	}
 	for {
 		c.mu.Lock()
 		c.rules, c.rulesGen, c.rulesAt = req.Rules, req.gen, req.Now

@@ -102,6 +102,7 @@ func (m *Meter) Reserve(ctx context.Context, tenant, resource string, n int64) (
 	if err := m.quota.Reserve(ctx, req); err != nil {
 		var qe *QuotaExceededError
 		if errors.As(err, &qe) {
+			m.stats.quotaRefusals.Add(1)
 			return nil, err
 		}
 		return m.failOpen(r, err)
@@ -153,7 +154,7 @@ func (r *Reservation) Commit(ctx context.Context, actual int64) error {
 		return nil
 	}
 	ev := Event{ID: r.ID, Tenant: r.Tenant, Resource: r.Resource, Quantity: actual, Attrs: r.Attrs}
-	err := r.m.track(ctx, []Event{ev}, r.ID)
+	err := r.m.trackCommit(ctx, ev)
 	if err != nil && !errors.Is(err, ErrEventConflict) && !errors.Is(err, ErrPeriodClosed) {
 		r.state.Store(resOpen)
 		return err

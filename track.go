@@ -30,6 +30,15 @@ func (m *Meter) Track(ctx context.Context, events ...Event) error {
 	return m.track(ctx, evs, "")
 }
 
+// trackCommit records the event of a reservation's Commit: its id, tenant and resource were
+// made or checked by Reserve, so only its quantity and attributes are validated.
+func (m *Meter) trackCommit(ctx context.Context, e Event) error {
+	if err := e.validateUsage(""); err != nil {
+		return err
+	}
+	return m.track(ctx, []Event{e}, e.ID)
+}
+
 // track validates and records events, which it owns from then on; release names a reservation
 // whose hold the writer returns in the same step that counts the events.
 func (m *Meter) track(ctx context.Context, evs []Event, release string) error {
@@ -43,8 +52,10 @@ func (m *Meter) track(ctx context.Context, evs []Event, release string) error {
 		if len(evs) > 1 {
 			prefix = "events[" + strconv.Itoa(i) + "]."
 		}
-		if err := e.validate(prefix); err != nil {
-			return err
+		if release == "" {
+			if err := e.validate(prefix); err != nil {
+				return err
+			}
 		}
 		if e.Time.IsZero() {
 			e.Time = now
@@ -181,7 +192,9 @@ func (m *Meter) commit(batch []*request) {
 			events = append(events, r.events...)
 		}
 		m.book.commitMu.Lock()
+		start := time.Now()
 		statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, events)
+		m.observeCommit(len(events), time.Since(start), err)
 		if err == nil {
 			all := statuses
 			for _, r := range batch {
@@ -227,7 +240,9 @@ func (m *Meter) commitOne(r *request) {
 func (m *Meter) append(r *request) ([]AppendStatus, error) {
 	m.book.commitMu.Lock()
 	defer m.book.commitMu.Unlock()
+	start := time.Now()
 	statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, r.events)
+	m.observeCommit(len(r.events), time.Since(start), err)
 	if err == nil {
 		m.applied(r, statuses)
 	}
@@ -257,6 +272,7 @@ func (m *Meter) applied(r *request, statuses []AppendStatus) {
 
 // answer reports the outcome of one request to its caller (durable) or to OnError (async).
 func (m *Meter) answer(r *request, statuses []AppendStatus, err error) {
+	m.stats.answered(statuses, len(r.events), err)
 	if err == nil {
 		var conflicts, closed []Event
 		for i, s := range statuses {
@@ -287,4 +303,13 @@ func (m *Meter) answer(r *request, statuses []AppendStatus, err error) {
 	} else if err != nil {
 		m.cfg.OnError(err)
 	}
+}
+
+// observeCommit counts one store transaction of n events for Stats.
+func (m *Meter) observeCommit(n int, d time.Duration, err error) {
+	if err != nil {
+		m.stats.commitErrors.Add(1)
+		return
+	}
+	m.stats.committed(n, d)
 }
