@@ -123,6 +123,9 @@ func (a *alerter) process() {
 				clear(a.seen) // only an optimisation: the Store dedupes
 			}
 			a.seen[al.ID] = true
+			if isNew {
+				m.stats.alerts.Add(1)
+			}
 			recorded = recorded || isNew
 		}
 		if recorded {
@@ -223,6 +226,7 @@ func (m *Meter) CheckQuotas(ctx context.Context) ([]Alert, error) {
 					return out, err
 				}
 				if isNew {
+					m.stats.alerts.Add(1)
 					out = append(out, al)
 				}
 			}

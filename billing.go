@@ -98,6 +98,12 @@ type Config struct {
 	// an outbox in the Store and are retried on error.
 	Notifier Notifier
 
+	// NoDelivery makes this Meter record alerts in the Store's outbox without ever delivering
+	// them: another process (the service, with its Notifier) does. Defaults to false. Tools that
+	// open the service's Store for a moment, such as cmd/billingctl, set it, so that they neither
+	// claim the service's pending deliveries nor send them to the wrong Notifier.
+	NoDelivery bool
+
 	// AlertMaxAttempts is how many times a delivery is tried before it is marked dead. Defaults
 	// to 10.
 	AlertMaxAttempts int
@@ -197,6 +203,8 @@ type Meter struct {
 	invoiced map[string]bool // periods Run has finalized, by tenant ("" for all) and start
 	alerts   *alerter
 	outbox   *outbox
+
+	stats meterStats // counters for Stats, updated with atomic adds
 }
 
 // New checks cfg, fills its defaults and starts the Meter's writer.
@@ -302,6 +310,7 @@ func New(cfg Config) (*Meter, error) {
 		queue: make(chan *request, cfg.QueueSize),
 		done:  make(chan struct{}),
 	}
+	m.stats.init()
 	m.invoicer = cfg.Invoicer
 	if m.invoicer == nil {
 		m.invoicer = rollupInvoicer{m}

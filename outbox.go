@@ -63,6 +63,10 @@ func (o *outbox) signal() {
 
 func (o *outbox) run() {
 	defer close(o.done)
+	if o.m.cfg.NoDelivery {
+		<-o.stop
+		return
+	}
 	tick := time.NewTicker(o.m.cfg.AlertPollInterval)
 	defer tick.Stop()
 	ctx := context.Background()
@@ -111,11 +115,14 @@ func (o *outbox) deliverDue(ctx context.Context) bool {
 		d.Updated = now
 		switch {
 		case err == nil:
+			m.stats.deliveriesOK.Add(1)
 			d.Status, d.LastError = DeliveryDelivered, ""
 		case d.Attempts >= m.cfg.AlertMaxAttempts:
+			m.stats.deliveriesDead.Add(1)
 			d.Status, d.LastError = DeliveryDead, err.Error()
 			m.cfg.Logger.Error("billing: alert delivery failed for good", "alert", d.Alert.ID, "attempts", d.Attempts, "err", err)
 		default:
+			m.stats.deliveriesFailed.Add(1)
 			d.Status, d.LastError = DeliveryPending, err.Error()
 			d.NextAttempt = now.Add(backoff(m.cfg.AlertRetryBackoff, d.Attempts))
 		}

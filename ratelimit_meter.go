@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -36,7 +37,11 @@ func (m *Meter) Allow(ctx context.Context, tenant, resource string, n int64) (De
 	if !ok {
 		return Decision{Allowed: true}, nil
 	}
-	return m.cfg.Limiter.Allow(ctx, key, p, n)
+	d, err := m.cfg.Limiter.Allow(ctx, key, p, n)
+	if (err == nil && !d.Allowed) || (err != nil && errors.Is(err, ErrExceedsBurst)) {
+		m.stats.rateRefusals.Add(1)
+	}
+	return d, err
 }
 
 // ratePolicy returns tenant's policy for resource, and whether there is one.

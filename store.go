@@ -17,6 +17,7 @@ type Store interface {
 	PlanStore
 	AlertStore
 	InvoiceStore
+	AuditStore
 }
 
 // EventStore is the events-and-rollups part of a Store: the durable record of usage and the

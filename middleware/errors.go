@@ -37,6 +37,14 @@ var (
 	// ErrUpstream reports an upstream (a proxied model endpoint) that could not be reached or
 	// did not answer. Answered with 502.
 	ErrUpstream = errors.New("middleware: upstream unavailable")
+
+	// ErrForbidden reports a caller who is authenticated but may not do what it asked, such as
+	// a read-only principal changing a quota. Answered with 403.
+	ErrForbidden = errors.New("middleware: forbidden")
+
+	// ErrConflict reports a request that the current state of a record refuses, such as voiding
+	// a paid invoice. Answered with 409.
+	ErrConflict = errors.New("middleware: conflict")
 )
 
 // RequestError is a bad request: which parameter is wrong and why. It matches its Kind

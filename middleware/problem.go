@@ -30,6 +30,9 @@ const (
 	ProblemUpstreamError      = ProblemBase + "upstream-unavailable" // 502
 	ProblemServiceUnavailable = ProblemBase + "unavailable"          // 503
 	ProblemInternal           = ProblemBase + "internal"             // 500
+	ProblemNotFound           = ProblemBase + "not-found"            // 404
+	ProblemForbidden          = ProblemBase + "forbidden"            // 403
+	ProblemConflict           = ProblemBase + "conflict"             // 409
 )
 
 // ProblemContentType is the media type of problem bodies (RFC 9457).
@@ -111,6 +114,7 @@ func problemFor(err error, quotaStatus int, now time.Time) Problem {
 		qe *billing.QuotaExceededError
 		rl *billing.RateLimitedError
 		re *RequestError
+		fe *billing.FieldError
 	)
 	switch {
 	case err == nil:
@@ -145,6 +149,17 @@ func problemFor(err error, quotaStatus int, now time.Time) Problem {
 			"the API key is not valid; send a key you were issued as \"Authorization: Bearer <key>\"")
 	case errors.Is(err, ErrNoTenant):
 		return newProblem(ProblemTenantRequired, "Tenant required", http.StatusUnauthorized, stripPrefix(err))
+	case errors.Is(err, ErrForbidden):
+		return newProblem(ProblemForbidden, "Forbidden", http.StatusForbidden, stripPrefix(err))
+	case errors.Is(err, ErrConflict), errors.Is(err, billing.ErrPeriodClosed):
+		return newProblem(ProblemConflict, "Conflict", http.StatusConflict, stripPrefix(err))
+	case errors.Is(err, billing.ErrNotFound):
+		return newProblem(ProblemNotFound, "Not found", http.StatusNotFound,
+			strings.TrimPrefix(stripPrefix(err), "billing: "))
+	case errors.As(err, &fe) && (errors.Is(err, billing.ErrInvalidQuery) || errors.Is(err, billing.ErrInvalidConfig)):
+		p := newProblem(ProblemInvalidParameter, "Invalid parameter", http.StatusBadRequest, fe.Field+": "+fe.Rule)
+		p.Param = fe.Field
+		return p
 	case errors.As(err, &re):
 		p := requestProblem(re)
 		p.Param = re.Param

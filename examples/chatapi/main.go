@@ -5,6 +5,10 @@
 //	go run ./examples/chatapi              # serve on 127.0.0.1:8080; prints curl commands
 //	go run ./examples/chatapi -selftest    # serve on a random port, call it, print usage, exit
 //
+// The admin API and dashboard (package middleware/admin) are mounted at /admin/; the server
+// prints their URL with a random admin token in the fragment (/admin/#token=...), which the page
+// moves to the tab's sessionStorage. A tenant's API key opens the dashboard for that tenant alone.
+//
 // Flags: -addr (default 127.0.0.1:8080), -db (default billing-chatapi.db in the temp directory),
 // -delay (pause between streamed words, default 20ms), -selftest.
 package main
@@ -126,6 +130,9 @@ func serve(addr, path string, delay time.Duration) error {
 		return err
 	}
 	printHelp(os.Stdout, a.URL(), path)
+	fmt.Printf("\nAdmin dashboard and API (token: %s)\n  %s/admin/#token=%s\n  curl %s/admin/v1/tenants -H \"Authorization: Bearer %s\"\n"+
+		"  A tenant's API key opens the dashboard for that tenant alone: %s/admin/#tenant=%s&token=%s\n",
+		a.svc.AdminToken, a.URL(), a.svc.AdminToken, a.URL(), a.svc.AdminToken, a.URL(), demoTenants[1].Tenant, demoTenants[1].Key)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig

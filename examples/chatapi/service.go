@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,7 +13,9 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/meterplane/billing"
+	"github.com/meterplane/billing/metrics"
 	"github.com/meterplane/billing/middleware"
+	"github.com/meterplane/billing/middleware/admin"
 )
 
 // The demo's tenants, their plans and API keys. The keys are public demo values: a real service
@@ -61,8 +64,12 @@ var plans = []billing.Plan{
 
 // service is the demo API: an OpenAI-compatible chat endpoint on the echo model, metered.
 type service struct {
-	// Handler serves /v1/chat/completions, /v1/models and /v1/usage.
+	// Handler serves /v1/chat/completions, /v1/models and /v1/usage, and the admin API and
+	// dashboard under /admin/. It also serves Prometheus metrics at /metrics.
 	Handler http.Handler
+	// AdminToken is the bearer token of the admin API and dashboard: random for each start.
+	// Each tenant's API key also opens the dashboard, for that tenant only.
+	AdminToken string
 	// Pending counts the usage commits still running behind responses: wait on it before
 	// closing the Meter.
 	Pending *sync.WaitGroup
@@ -96,7 +103,19 @@ func newService(ctx context.Context, m *billing.Meter, delay time.Duration) (*se
 		Upstream: echoModel{delay: delay}, Prices: prices, Currency: "USD", Pending: pending})))
 	mux.Handle("GET /v1/models", identified(http.HandlerFunc(listModels)))
 	mux.Handle("GET /v1/usage", identified(usageHandler(m)))
-	return &service{Handler: mux, Pending: pending}, nil
+
+	adminToken := "adm-" + rand.Text()
+	tokens := map[string]string{adminToken: "admin"}
+	for _, t := range demoTenants {
+		tokens[t.Key] = "tenant:" + t.Tenant
+	}
+	dash, err := admin.NewHandler(m, admin.Options{Tokens: tokens})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/admin/", http.StripPrefix("/admin", dash))
+	mux.Handle("GET /metrics", metrics.Handler(m))
+	return &service{Handler: mux, Pending: pending, AdminToken: adminToken}, nil
 }
 
 // listModels answers GET /v1/models like OpenAI's API.

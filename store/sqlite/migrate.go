@@ -61,6 +61,16 @@ func SchemaVersion() int {
 	return len(ms)
 }
 
+// Version returns the schema version of the opened database: the number of migrations applied
+// to it (SchemaVersion once Open has migrated it). Safe for concurrent use.
+func (s *Store) Version(ctx context.Context) (int, error) {
+	var v int
+	if err := s.r.GetContext(ctx, &v, `SELECT COALESCE(MAX(version), 0) FROM billing_migrations`); err != nil {
+		return 0, translate("read schema version", err)
+	}
+	return v, nil
+}
+
 // migrate applies every pending migration, each in its own transaction with its record in
 // billing_migrations. It refuses a database whose version is newer than this build's.
 //

@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) billing.Store) {
 	t.Run("ReadsDuringWrites", func(t *testing.T) { testReadsDuringWrites(t, newStore) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, newStore) })
 	t.Run("Invoices", func(t *testing.T) { testInvoices(t, newStore) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 }
 
 // cmpOpts compare usage rows and buckets: times by instant (cmp uses Time.Equal), and empty
