@@ -203,7 +203,7 @@ func checkTenant(tenant string) error {
 // built; a change builds a new one.
 type effective struct {
 	buckets    [4]atomic.Pointer[Span] // the last bucket seen of each period, by periodRank
-	spans      sync.Map                // resource -> *spansCache
+	spans      map[string]*atomic.Pointer[spansCache] // by resource with rules; built with byResource
 	anchorDay  int
 	quotas     []QuotaRule            // one per resource and period; Tenant set
 	byResource map[string][]QuotaRule // quotas by resource
@@ -285,8 +285,12 @@ func (m *Meter) effectiveRulesAt(ctx context.Context, tenant string, now time.Ti
 		return periodRank(a.Period) < periodRank(b.Period)
 	})
 	e.byResource = make(map[string][]QuotaRule)
+	e.spans = make(map[string]*atomic.Pointer[spansCache])
 	for _, q := range e.quotas {
 		e.byResource[q.Resource] = append(e.byResource[q.Resource], q)
+		if e.spans[q.Resource] == nil {
+			e.spans[q.Resource] = new(atomic.Pointer[spansCache])
+		}
 	}
 	ownRate := map[string]bool{}
 	for _, r := range t.Rates {
@@ -334,8 +338,9 @@ func (m *Meter) quotaRequest(key RateKey, e *effective, gen uint64, now time.Tim
 // read it.
 func (m *Meter) quotaRequestFor(key RateKey, rules []QuotaRule, e *effective, gen uint64, now time.Time) QuotaRequest {
 	req := QuotaRequest{Key: key, Rules: rules, Now: now, gen: gen}
-	if v, ok := e.spans.Load(key.Resource); ok {
-		if c := v.(*spansCache); !now.Before(c.from) && now.Before(c.until) {
+	slot := e.spans[key.Resource]
+	if slot != nil {
+		if c := slot.Load(); c != nil && !now.Before(c.from) && now.Before(c.until) {
 			req.Buckets, req.cache = c.buckets, c
 			return req
 		}
@@ -353,7 +358,9 @@ func (m *Meter) quotaRequestFor(key RateKey, rules []QuotaRule, e *effective, ge
 			}
 		}
 	}
-	e.spans.Store(key.Resource, c)
+	if slot != nil {
+		slot.Store(c)
+	}
 	req.Buckets, req.cache = c.buckets, c
 	return req
 }
