@@ -202,7 +202,7 @@ func checkTenant(tenant string) error {
 // effective is what applies to one tenant: its plan and own rules merged. It is immutable once
 // built; a change builds a new one.
 type effective struct {
-	buckets    [4]atomic.Pointer[Span] // the last bucket seen of each period, by periodRank
+	buckets    [4]atomic.Pointer[Span]                // the last bucket seen of each period, by periodRank
 	spans      map[string]*atomic.Pointer[spansCache] // by resource with rules; built with byResource
 	anchorDay  int
 	quotas     []QuotaRule            // one per resource and period; Tenant set
