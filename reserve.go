@@ -73,8 +73,14 @@ func (e *QuotaExceededError) Unwrap() error { return ErrQuotaExceeded }
 // If the rules or usage cannot be read from the Store, Reserve returns the error (fail closed),
 // unless Config.FailOpen is set: then it admits n without holding anything and logs the failure.
 func (m *Meter) Reserve(ctx context.Context, tenant, resource string, n int64) (*Reservation, error) {
-	if err := checkTenant(tenant); err != nil {
-		return nil, err
+	now := m.cfg.Now()
+	gen := m.rules.gen.Load()
+	// A tenant with cached rules passed the tenant check when they were loaded.
+	e := m.rules.current(tenant, now, m.cfg.RuleCacheTTL)
+	if e == nil {
+		if err := checkTenant(tenant); err != nil {
+			return nil, err
+		}
 	}
 	if r := checkName(resource); r != "" {
 		return nil, fieldErr(ErrInvalidConfig, "resource", "%s", r)
@@ -85,13 +91,13 @@ func (m *Meter) Reserve(ctx context.Context, tenant, resource string, n int64) (
 	if n > MaxQuantity {
 		return nil, fieldErr(ErrInvalidConfig, "n", "must be at most %d (got %d)", int64(MaxQuantity), n)
 	}
-	now := m.cfg.Now()
 	r := &Reservation{ID: NewEventID(), Tenant: tenant, Resource: resource, Quantity: n,
 		Expires: now.Add(m.cfg.ReservationTTL), m: m}
-	gen := m.rules.gen.Load()
-	e, err := m.effectiveRulesAt(ctx, tenant, now)
-	if err != nil {
-		return m.failOpen(r, err)
+	if e == nil {
+		var err error
+		if e, err = m.effectiveRulesAt(ctx, tenant, now); err != nil {
+			return m.failOpen(r, err)
+		}
 	}
 	rules := e.byResource[resource]
 	if len(rules) == 0 {

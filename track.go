@@ -36,7 +36,12 @@ func (m *Meter) trackCommit(ctx context.Context, e Event) error {
 	if err := e.validateUsage(""); err != nil {
 		return err
 	}
-	return m.track(ctx, []Event{e}, e.ID)
+	e.Time = m.cfg.Now()
+	e.Attrs = ownAttrs(e.Attrs)
+	req := &request{release: e.ID}
+	req.one[0] = e
+	req.events = req.one[:]
+	return m.submit(ctx, req)
 }
 
 // track validates and records events, which it owns from then on; release names a reservation
@@ -65,17 +70,26 @@ func (m *Meter) track(ctx context.Context, evs []Event, release string) error {
 		if e.ID == "" {
 			e.ID = NewEventID()
 		}
-		if e.Attrs != nil {
-			// The caller may reuse its map once Track returns (at once in async mode, or after
-			// ctx ends in durable mode, while the event may still be committed): keep our own.
-			attrs := make(map[string]string, len(e.Attrs))
-			for k, v := range e.Attrs {
-				attrs[k] = v
-			}
-			e.Attrs = attrs
-		}
+		e.Attrs = ownAttrs(e.Attrs)
 	}
-	req := &request{events: evs, release: release}
+	return m.submit(ctx, &request{events: evs, release: release})
+}
+
+// ownAttrs copies attrs: the caller may reuse its map once Track returns (at once in async mode,
+// or after ctx ends in durable mode, while the event may still be committed).
+func ownAttrs(attrs map[string]string) map[string]string {
+	if attrs == nil {
+		return nil
+	}
+	own := make(map[string]string, len(attrs))
+	for k, v := range attrs {
+		own[k] = v
+	}
+	return own
+}
+
+// submit hands req to the writer and, in durable mode, waits for its commit.
+func (m *Meter) submit(ctx context.Context, req *request) error {
 	if !m.cfg.Async {
 		req.done = make(chan error, 1)
 	}
@@ -110,6 +124,7 @@ type request struct {
 	events  []Event
 	release string     // reservation id whose hold to return once committed
 	done    chan error // nil in async mode
+	one     [1]Event   // the storage of events for a single event (a Commit)
 }
 
 func (m *Meter) enqueue(ctx context.Context, req *request) error {
