@@ -179,18 +179,8 @@ func (a *alerter) checkKey(ctx context.Context, k RateKey) []Alert {
 // processes at once: the Store records each alert once.
 func (m *Meter) CheckQuotas(ctx context.Context) ([]Alert, error) {
 	tenants := map[string]bool{}
-	for after := ""; ; {
-		page, err := m.cfg.Store.ListTenants(ctx, after, 500)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range page {
-			tenants[t.ID] = true
-		}
-		if len(page) < 500 {
-			break
-		}
-		after = page[len(page)-1].ID
+	if err := m.eachTenant(ctx, func(t Tenant) { tenants[t.ID] = true }); err != nil {
+		return nil, err
 	}
 	if m.cfg.DefaultPlan != "" {
 		// Tenants without a record are on the default plan: find them by their usage.

@@ -90,11 +90,7 @@ func validatePolicies(field string, ps []RatePolicy) error {
 	seen := map[string]bool{}
 	for i, r := range ps {
 		f := fmt.Sprintf("%s[%d]", field, i)
-		if err := r.Validate(); err != nil {
-			var fe *FieldError
-			if errors.As(err, &fe) {
-				return &FieldError{Kind: fe.Kind, Field: f + "." + fe.Field, Rule: fe.Rule}
-			}
+		if err := r.validate(f + "."); err != nil {
 			return err
 		}
 		if seen[r.Resource] {

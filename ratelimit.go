@@ -65,13 +65,19 @@ func (p RatePolicy) Interval() time.Duration {
 // field by its JSON name ("resource", "limit", "window" or "burst"). Limiters check only the numbers (see
 // CheckRateRequest), so they accept a policy without a Resource.
 func (p RatePolicy) Validate() error {
-	if r := checkName(p.Resource); r != "" {
-		return fieldErr(ErrInvalidConfig, "resource", "%s", r)
-	}
-	if _, _, err := p.gcra(""); err != nil {
+	if err := p.validate(""); err != nil {
 		return err
 	}
 	return nil
+}
+
+// validate checks p, naming fields after prefix (such as "plan.rates[2].").
+func (p RatePolicy) validate(prefix string) *FieldError {
+	if r := checkName(p.Resource); r != "" {
+		return fieldErr(ErrInvalidConfig, prefix+"resource", "%s", r)
+	}
+	_, _, err := p.gcra(prefix)
+	return err
 }
 
 // gcra validates the numbers of p and returns its emission interval T and its tolerance tau

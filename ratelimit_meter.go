@@ -133,17 +133,14 @@ func validateRatePolicies(ps []RatePolicy) error {
 	seen := make(map[string]int, len(ps))
 	for i, p := range ps {
 		prefix := fmt.Sprintf("RatePolicies[%d].", i)
-		if r := checkName(p.Resource); r != "" {
-			return fieldErr(ErrInvalidConfig, prefix+"resource", "%s", r)
+		if err := p.validate(prefix); err != nil {
+			return err
 		}
 		if j, dup := seen[p.Resource]; dup {
 			return fieldErr(ErrInvalidConfig, prefix+"resource", "%q already has a policy (RatePolicies[%d]); "+
 				"keep one policy per resource", p.Resource, j)
 		}
 		seen[p.Resource] = i
-		if _, _, err := p.gcra(prefix); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -186,18 +186,6 @@ func (s RollupSpec) Months(span Span) Span {
 	return Span{Start: start, End: end}
 }
 
-// Group returns the rollup group of attrs: the canonical JSON of its dimension attributes.
-func (s RollupSpec) Group(attrs map[string]string) string {
-	if s.Dimensions == nil {
-		return string(encodeAttrs(nil, attrs, nil))
-	}
-	dims := make(map[string]bool, len(s.Dimensions))
-	for _, d := range s.Dimensions {
-		dims[d] = true
-	}
-	return string(encodeAttrs(nil, attrs, dims))
-}
-
 // NewRollupSet returns an empty accumulator of bucket increments under this spec. Stores use it
 // to turn the events they insert (or rebuild) into rows to add.
 func (s RollupSpec) NewRollupSet() *RollupSet {

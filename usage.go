@@ -146,30 +146,34 @@ func groupRollups(rollups []Rollup, q UsageQuery, span Span, loc *time.Location)
 		start                   int64
 	}
 	rows := make(map[key]*UsageRow)
-	decoded := make(map[string][]string) // stored group -> values of q.GroupBy
+	// Each stored group is decoded once: the values of q.GroupBy, and a key made of them.
+	type grouping struct {
+		values []string
+		key    string
+	}
+	decoded := make(map[string]grouping)
 	var out []*UsageRow
-	var sb strings.Builder
 	for i := range rollups {
 		r := &rollups[i]
-		values, ok := decoded[r.Group]
+		g, ok := decoded[r.Group]
 		if !ok && len(q.GroupBy) > 0 {
 			attrs, err := DecodeAttrs(r.Group)
 			if err != nil {
 				return nil, fmt.Errorf("billing: stored usage group %q is not valid: %w", r.Group, err)
 			}
-			values = make([]string, len(q.GroupBy))
+			g.values = make([]string, len(q.GroupBy))
+			var sb strings.Builder
 			for j, k := range q.GroupBy {
-				values[j] = attrs[k]
+				g.values[j] = attrs[k]
+				b, _ := json.Marshal(attrs[k])
+				sb.Write(b)
+				sb.WriteByte(',')
 			}
-			decoded[r.Group] = values
+			g.key = sb.String()
+			decoded[r.Group] = g
 		}
-		sb.Reset()
-		for _, v := range values {
-			b, _ := json.Marshal(v)
-			sb.Write(b)
-			sb.WriteByte(',')
-		}
-		k := key{tenant: r.Tenant, resource: r.Resource, group: sb.String()}
+		values := g.values
+		k := key{tenant: r.Tenant, resource: r.Resource, group: g.key}
 		if q.Window != PeriodTotal {
 			k.start = r.Start.Unix()
 		}

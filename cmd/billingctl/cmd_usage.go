@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
-	"sort"
 	"strconv"
 	"time"
 
@@ -64,7 +63,6 @@ resource, start, end, one column per --group-by key, sum, count, max.
 	if err != nil {
 		return err
 	}
-	sortRows(rows, keys)
 	render := func(w io.Writer) error { return writeUsageCSV(w, rows, keys, loc) }
 	if *format == "json" {
 		render = func(w io.Writer) error { return writeUsageJSON(w, rows, loc) }
@@ -73,28 +71,6 @@ resource, start, end, one column per --group-by key, sum, count, max.
 		return render(c.stdout)
 	}
 	return writeFileAtomic(*out, render)
-}
-
-// sortRows orders rows by tenant, resource, start and group, so exports are stable.
-func sortRows(rows []billing.UsageRow, keys []string) {
-	sort.SliceStable(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if a.Tenant != b.Tenant {
-			return a.Tenant < b.Tenant
-		}
-		if a.Resource != b.Resource {
-			return a.Resource < b.Resource
-		}
-		if !a.Start.Equal(b.Start) {
-			return a.Start.Before(b.Start)
-		}
-		for _, k := range keys {
-			if a.Group[k] != b.Group[k] {
-				return a.Group[k] < b.Group[k]
-			}
-		}
-		return false
-	})
 }
 
 func writeUsageCSV(w io.Writer, rows []billing.UsageRow, keys []string, loc *time.Location) error {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -223,16 +222,7 @@ func usageTable(out io.Writer, m *billing.Meter, want func(tenant, resource, mod
 	if err != nil {
 		return err
 	}
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if a.Tenant != b.Tenant {
-			return a.Tenant < b.Tenant
-		}
-		if a.Resource != b.Resource {
-			return a.Resource < b.Resource
-		}
-		return a.Group["model"] < b.Group["model"]
-	})
+	// Meter.Usage returns rows sorted by tenant, resource and model.
 	fmt.Fprintf(out, "\nusage recorded (all time)\n%-10s %-14s %-10s %8s %7s  %s\n", "tenant", "resource", "model",
 		"sum", "events", "client saw")
 	var bad []string
