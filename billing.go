@@ -119,8 +119,16 @@ type Config struct {
 	// NotifyTimeout bounds one delivery attempt. Defaults to 10 seconds.
 	NotifyTimeout time.Duration
 
-	// CheckInterval is how often Run calls CheckQuotas. Defaults to 1 minute.
+	// CheckInterval is how often Run calls CheckQuotas and the invoice job. Defaults to 1 minute.
+	// With many replicas running Run, each job still runs once per interval across them (see
+	// JobStore).
 	CheckInterval time.Duration
+
+	// JobLease is how long a replica's claim on a running background job of Run holds without
+	// being renewed (Run renews it while the job runs): a replica that dies mid-job leaves the
+	// job to another one after at most this long. Defaults to the longer of CheckInterval and
+	// DefaultJobLease (1 minute).
+	JobLease time.Duration
 
 	// Invoicer computes draft invoices. Defaults to the built-in one, which prices the usage
 	// buckets of the period with the tenant's plan.
@@ -205,6 +213,8 @@ type Meter struct {
 	outbox   *outbox
 
 	stats meterStats // counters for Stats, updated with atomic adds
+
+	runner jobRunner // Run's instance id and job counters (jobs.go)
 }
 
 // New checks cfg, fills its defaults and starts the Meter's writer.
@@ -241,6 +251,7 @@ func New(cfg Config) (*Meter, error) {
 		{"NotifyTimeout", &cfg.NotifyTimeout, DefaultNotifyTimeout},
 		{"CheckInterval", &cfg.CheckInterval, DefaultCheckInterval},
 		{"InvoiceGrace", &cfg.InvoiceGrace, DefaultInvoiceGrace},
+		{"JobLease", &cfg.JobLease, max(cfg.CheckInterval, DefaultJobLease)},
 	} {
 		if *f.v < 0 {
 			return nil, fieldErr(ErrInvalidConfig, f.name, "must not be negative (got %v); use 0 for the default %v", *f.v, f.def)
@@ -352,27 +363,26 @@ func (m *Meter) Close() error {
 	return nil
 }
 
-// Run runs the Meter's periodic jobs until ctx ends, every Config.CheckInterval: CheckQuotas,
-// and the monthly invoice job (keep last month's drafts current during Config.InvoiceGrace, then
-// finalize them).
-// Alerts are delivered and events written whether or not Run is called. It returns nil when ctx
-// ends. Safe to run in every process of a service.
+// Run runs the Meter's background jobs until ctx ends: JobCheckQuotas (CheckQuotas) and
+// JobInvoices (keep last month's drafts current during Config.InvoiceGrace, then finalize them),
+// each once per Config.CheckInterval, and JobMaintain (the Store's Maintainer, when it has one)
+// once per the longer of Config.CheckInterval and DefaultMaintainInterval. Alerts are delivered
+// and events written whether or not Run is called. It returns nil when ctx ends, or an error at
+// once when Config.JobLease is negative.
+//
+// Run is safe to run in every process of a service: each job runs once per interval (a slot:
+// Config.Now truncated to the interval) across every Meter sharing the Store, by the Meter that
+// claims it (JobStore.ClaimJob, owned by Meter.InstanceID). The claim is renewed while the job
+// runs and expires Config.JobLease after its last renewal, so a job whose Meter died runs
+// elsewhere after at most that long. A job that fails is released, and runs again at the next
+// tick of any Meter; Meter.JobRuns counts the runs and failures of this Meter.
 func (m *Meter) Run(ctx context.Context) error {
-	tick := time.NewTicker(m.cfg.CheckInterval)
-	defer tick.Stop()
-	for {
-		if _, err := m.CheckQuotas(ctx); err != nil && ctx.Err() == nil {
-			m.cfg.Logger.Error("billing: quota check failed", "err", err)
-		}
-		if err := m.invoiceJobs(ctx); err != nil && ctx.Err() == nil {
-			m.cfg.Logger.Error("billing: invoice job failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	lease, err := m.jobLease()
+	if err != nil {
+		return err
 	}
+	m.runJobs(ctx, m.jobList(), lease)
+	return nil
 }
 
 // Location returns the time zone of the Meter's calendar periods.

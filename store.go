@@ -18,6 +18,7 @@ type Store interface {
 	AlertStore
 	InvoiceStore
 	AuditStore
+	JobStore
 }
 
 // EventStore is the events-and-rollups part of a Store: the durable record of usage and the
@@ -106,6 +107,33 @@ type InvoiceStore interface {
 	// SetInvoiceStatus moves the invoice id from status from to status to, recording at in the
 	// matching time field; an invoice in another status is refused with an error that says which.
 	SetInvoiceStatus(ctx context.Context, id string, from, to InvoiceStatus, at time.Time) (*Invoice, error)
+}
+
+// JobStore is the background-jobs part of a Store: it lets the Meter.Run of many replicas agree
+// on which one runs each job in each interval, so that a job runs once per interval however
+// many replicas run, and runs again elsewhere when the replica that claimed it dies.
+type JobStore interface {
+	// ClaimJob claims the run of job c.Name for the interval that starts at c.Slot for c.Owner,
+	// until c.Until. It reports true, and records the claim, when the run for c.Slot has not
+	// finished, no run for a later slot was claimed, and no other owner holds an unexpired claim
+	// (Until after c.Now) on a run of that job for any slot, so that runs of one job never
+	// overlap; a claim by the same owner is renewed (same slot) or replaces its own earlier one.
+	// A renewal with Until at or before c.Now releases the claim. Claims of different jobs are
+	// independent. Check and record are one atomic step across every process using the Store.
+	ClaimJob(ctx context.Context, c JobClaim) (bool, error)
+	// FinishJob records that c.Owner finished the run of c.Name for c.Slot, so that the slot is
+	// never claimed again. It returns an error matching ErrNotFound when c.Owner does not hold
+	// the claim (it expired and another owner took it).
+	FinishJob(ctx context.Context, c JobClaim) error
+}
+
+// JobClaim names one run of a background job; see JobStore.
+type JobClaim struct {
+	Name  string    // the job, such as "check-quotas"
+	Slot  time.Time // the start of the interval the run is for
+	Owner string    // the claiming Meter's instance id
+	Now   time.Time // the claimer's clock
+	Until time.Time // the claim's expiry, when another owner may take it over
 }
 
 // InvoiceQuery selects invoices. The zero value selects the 100 most recent of every tenant.

@@ -35,7 +35,7 @@ month (2026-11) or an RFC 3339 time, read in --location.
 	if err != nil {
 		return err
 	}
-	s, err := c.open(false)
+	s, err := c.open(ctx, false)
 	if err != nil {
 		return err
 	}

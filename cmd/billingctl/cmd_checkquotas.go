@@ -31,7 +31,7 @@ them with its Notifier; billingctl never delivers.
 	if err := oneOf("format", *format, "text", "json"); err != nil {
 		return err
 	}
-	s, err := c.open(false)
+	s, err := c.open(ctx, false)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ It is refused (exit code 4) before the month has ended. Prints the invoices.
 	if err != nil {
 		return err
 	}
-	s, err := c.open(false)
+	s, err := c.open(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func runInvoicesList(ctx context.Context, c *cli, args []string) (err error) {
 		}
 		month = billing.MonthOf(t, loc)
 	}
-	s, err := c.open(false)
+	s, err := c.open(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -237,7 +237,7 @@ written to a terminal: redirect stdout or give --out. An unknown ID exits with c
 	if *format == "pdf" && *out == "" && isTerminal(c.stdout) {
 		return usagef("not writing a PDF to a terminal: add --out invoice.pdf or redirect stdout")
 	}
-	s, err := c.open(false)
+	s, err := c.open(ctx, false)
 	if err != nil {
 		return err
 	}

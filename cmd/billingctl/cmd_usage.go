@@ -53,7 +53,7 @@ resource, start, end, one column per --group-by key, sum, count, max.
 		return err
 	}
 	keys := splitList(*groupBy)
-	s, err := c.open(false)
+	s, err := c.open(ctx, false)
 	if err != nil {
 		return err
 	}

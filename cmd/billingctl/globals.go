@@ -11,6 +11,7 @@ import (
 // computed here would differ from the service's.
 type globals struct {
 	db            string
+	schema        string
 	location      string
 	dimensions    string
 	defaultPlan   string
@@ -20,6 +21,10 @@ type globals struct {
 // defaults fills g from the environment.
 func (g *globals) defaults(getenv func(string) string) {
 	g.db = getenv("BILLING_DB")
+	g.schema = getenv("BILLING_SCHEMA")
+	if g.schema == "" {
+		g.schema = "billing"
+	}
 	g.location = getenv("BILLING_LOCATION")
 	if g.location == "" {
 		g.location = "UTC"
@@ -32,7 +37,8 @@ func (g *globals) defaults(getenv func(string) string) {
 // register adds the global flags to fs, with g's current values as defaults, so that they can
 // be given before or after the command.
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.db, "db", g.db, "database: `sqlite:PATH` (postgres:// is not built yet) (env BILLING_DB)")
+	fs.StringVar(&g.db, "db", g.db, "database: `sqlite:PATH` or postgres://USER[:PASSWORD]@HOST:PORT/DB[?sslmode=...] (env BILLING_DB)")
+	fs.StringVar(&g.schema, "schema", g.schema, "PostgreSQL `schema` of the billing tables, as the service's postgres.Config.Schema; ignored for sqlite (env BILLING_SCHEMA)")
 	fs.StringVar(&g.location, "location", g.location, "time `zone` of periods, as the service's Config.Location, e.g. Europe/Paris (env BILLING_LOCATION)")
 	fs.StringVar(&g.dimensions, "dimensions", g.dimensions, "comma-separated attribute `keys`, as the service's Config.Dimensions; empty: every attribute (env BILLING_DIMENSIONS)")
 	fs.StringVar(&g.defaultPlan, "default-plan", g.defaultPlan, "`plan` of tenants without one, as the service's Config.DefaultPlan (env BILLING_DEFAULT_PLAN)")

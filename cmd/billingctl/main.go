@@ -1,7 +1,8 @@
 // Command billingctl runs the jobs of a billing store that a cron (or an operator) runs: schema
 // migrations, rollup rebuilds, quota checks, invoice generation and finalization, invoice
-// rendering and usage export. It opens the service's database with --db (or BILLING_DB) and runs
-// one command:
+// rendering and usage export. It opens the service's database with --db (or BILLING_DB): an
+// SQLite file (sqlite:PATH) or a PostgreSQL database (postgres://USER:PASSWORD@HOST:5432/DB, whose
+// tables are in the schema --schema, env BILLING_SCHEMA, default billing). It runs one command:
 //
 //	billingctl [global flags] COMMAND [flags] [args]
 //
@@ -16,7 +17,9 @@
 //
 // Exit codes, for scripts: 0 success; 1 runtime or store error; 2 usage error (bad or missing
 // flags or arguments); 3 not found (an invoice, a database file); 4 conflict (a finalized period,
-// a period not yet ended); 5 the database's schema is newer than this billingctl.
+// a period not yet ended); 5 the database's schema is newer than this billingctl; 6 the store is
+// unavailable (the PostgreSQL server cannot be reached or refuses the connection: retry later).
+// Passwords in --db are masked in every message.
 package main
 
 import (
@@ -119,7 +122,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	code := exitCode(err)
 	var ue *usageError
 	if !errors.As(err, &ue) || !ue.reported {
-		fmt.Fprintf(stderr, "billingctl %s: %v\n", cmd.name, err)
+		fmt.Fprintf(stderr, "billingctl %s: %s\n", cmd.name, mask(c.g.db, err.Error()))
 	}
 	return code
 }
@@ -161,7 +164,8 @@ Exit codes:
   0  success
   1  runtime or store error (the message says what failed)
   2  usage error: a bad or missing flag or argument
-  3  not found: the invoice, or the database file
+  3  not found: the invoice, the database file, or the PostgreSQL schema
   4  conflict: the period is finalized (closed), or has not ended yet
   5  the database schema is newer than this billingctl: upgrade billingctl
+  6  store unavailable: the PostgreSQL server cannot be reached or refuses the connection (retry later)
 `

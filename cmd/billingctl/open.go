@@ -1,35 +1,64 @@
 package main
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/meterplane/billing"
+	"github.com/meterplane/billing/store/postgres"
 	"github.com/meterplane/billing/store/sqlite"
 )
 
-// dbTarget is a parsed --db value.
+// dbTarget is a parsed --db value (and --schema, for PostgreSQL).
 type dbTarget struct {
-	scheme string // "sqlite"
-	path   string
+	scheme string // "sqlite" or "postgres"
+	path   string // sqlite: the database file
+	url    string // postgres: the connection URL, password included: never print it, print String()
+	schema string // postgres: the schema that holds the tables
 }
 
-func (d dbTarget) String() string { return d.scheme + ":" + d.path }
+// String names the database in messages, with any password masked.
+func (d dbTarget) String() string {
+	if d.scheme == "postgres" {
+		return redact(d.url) + " (schema " + d.schema + ")"
+	}
+	return d.scheme + ":" + d.path
+}
 
-// parseDB parses --db: sqlite:PATH (also sqlite://PATH). postgres:// URLs are recognised and
-// refused until the PostgreSQL store exists.
-func parseDB(s string) (dbTarget, error) {
+// schemaName is the rule store/postgres applies to Config.Schema, checked here too so that a bad
+// --schema is a usage error before anything connects.
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// parseDB parses --db: sqlite:PATH (also sqlite://PATH), or a postgres:// (postgresql://) URL
+// whose tables are in the schema named by --schema.
+func parseDB(s, schema string) (dbTarget, error) {
 	switch {
 	case s == "":
-		return dbTarget{}, usagef("no database: give --db sqlite:PATH, or set BILLING_DB")
+		return dbTarget{}, usagef("no database: give --db sqlite:PATH or --db postgres://USER@HOST:5432/DB, or set BILLING_DB")
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
-		return dbTarget{}, usagef("--db %s: the PostgreSQL store is not built yet; use --db sqlite:PATH", redact(s))
+		if _, err := pgx.ParseConfig(s); err != nil {
+			return dbTarget{}, usagef("--db %s: not a usable PostgreSQL URL (%s): give postgres://USER[:PASSWORD]@HOST:PORT/DATABASE[?sslmode=...]", redact(s), mask(s, err.Error()))
+		}
+		if schema == "" {
+			schema = "billing"
+		}
+		if !schemaName.MatchString(schema) {
+			return dbTarget{}, usagef("--schema %q: use lower-case letters, digits and _, starting with a letter or _ (at most 63 characters)", schema)
+		}
+		return dbTarget{scheme: "postgres", url: s, schema: schema}, nil
 	case strings.HasPrefix(s, "sqlite:"):
 		p := strings.TrimPrefix(s, "sqlite:")
 		p = strings.TrimPrefix(p, "//")
@@ -38,39 +67,99 @@ func parseDB(s string) (dbTarget, error) {
 		}
 		return dbTarget{scheme: "sqlite", path: p}, nil
 	default:
-		return dbTarget{}, usagef("--db %q: give sqlite:PATH (for example sqlite:billing.db)", s)
+		return dbTarget{}, usagef("--db %q: give sqlite:PATH (for example sqlite:billing.db) or a postgres:// URL", redact(s))
 	}
 }
 
-// redact hides the password of a database URL in messages.
+// passwordParam matches a password=VALUE parameter (password, sslpassword) of a URL query or a
+// key=value connection string; group 1 is the part kept.
+var passwordParam = regexp.MustCompile(`(?i)((?:^|[?&\s])(?:ssl)?password=)([^&\s#]*)`)
+
+// redact hides the passwords of a database URL in messages: the one in its user information and
+// any password= parameter.
 func redact(s string) string {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		hostEnd := strings.IndexAny(rest, "/?#")
+		if hostEnd < 0 {
+			hostEnd = len(rest)
+		}
+		// The user information ends at the last @ of the authority: a password may hold an @.
+		if at := strings.LastIndex(rest[:hostEnd], "@"); at >= 0 {
+			if user, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
+				rest = user + ":xxxxx" + rest[at:]
+			}
+		}
+		s = scheme + "://" + rest
 	}
-	cred, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return s
+	return passwordParam.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// secrets returns the passwords found in a database URL, as written and decoded, for mask.
+func secrets(s string) []string {
+	var out []string
+	add := func(p string) {
+		if p == "" {
+			return
+		}
+		out = append(out, p)
+		if d, err := url.QueryUnescape(p); err == nil && d != p {
+			out = append(out, d)
+		}
 	}
-	if user, _, hasPass := strings.Cut(cred, ":"); hasPass {
-		return scheme + "://" + user + ":xxxxx@" + host
+	if _, rest, ok := strings.Cut(s, "://"); ok {
+		hostEnd := strings.IndexAny(rest, "/?#")
+		if hostEnd < 0 {
+			hostEnd = len(rest)
+		}
+		if at := strings.LastIndex(rest[:hostEnd], "@"); at >= 0 {
+			if _, pass, hasPass := strings.Cut(rest[:at], ":"); hasPass {
+				add(pass)
+			}
+		}
 	}
-	return s
+	for _, m := range passwordParam.FindAllStringSubmatch(s, -1) {
+		add(m[2])
+	}
+	return out
+}
+
+// mask replaces every password of the database URL db that appears in msg with xxxxx: a last
+// guard for messages built from errors that quote the URL.
+func mask(db, msg string) string {
+	for _, p := range secrets(db) {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	return msg
+}
+
+// store is what billingctl needs of a backend: the billing.Store and its schema version.
+type store interface {
+	billing.Store
+	// Version returns the schema version of the opened database.
+	Version(ctx context.Context) (int, error)
+	// Close closes the store.
+	Close() error
 }
 
 // session is an open store and Meter.
 type session struct {
-	m   *billing.Meter
-	st  *sqlite.Store
-	db  dbTarget
-	loc *time.Location
+	m      *billing.Meter
+	st     store
+	db     dbTarget
+	loc    *time.Location
+	before int // the schema version before the store was opened (and migrated)
+	knows  int // the schema version this billingctl migrates to
 }
 
+// connectTimeout bounds each attempt to reach a PostgreSQL server whose URL sets no
+// connect_timeout, so that an unreachable host fails in seconds instead of hanging.
+const connectTimeout = 10 * time.Second
+
 // open opens the --db store and a Meter on it configured like the service (globals). create
-// says whether a missing database file may be created (migrate); otherwise a missing file is a
-// not-found error, so that a mistyped path never creates an empty database.
-func (c *cli) open(create bool) (*session, error) {
-	db, err := parseDB(c.g.db)
+// says whether a missing database may be created (migrate): otherwise a missing SQLite file or
+// PostgreSQL schema is a not-found error, so that a typo never creates an empty database.
+func (c *cli) open(ctx context.Context, create bool) (*session, error) {
+	db, err := parseDB(c.g.db, c.g.schema)
 	if err != nil {
 		return nil, err
 	}
@@ -78,30 +167,173 @@ func (c *cli) open(create bool) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !create {
-		if _, err := os.Stat(db.path); errors.Is(err, fs.ErrNotExist) {
-			return nil, &notFoundError{fmt.Sprintf("database %s does not exist: check --db, or create it with 'billingctl migrate'", db)}
-		}
+	s := &session{db: db, loc: loc}
+	switch db.scheme {
+	case "postgres":
+		err = s.openPostgres(ctx, create)
+	default:
+		err = s.openSQLite(create)
 	}
-	st, err := sqlite.Open(db.path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", db, err)
+		return nil, err
 	}
 	m, err := billing.New(billing.Config{
-		Store:         st,
+		Store:         s.st,
 		Location:      loc,
 		Dimensions:    c.g.dims(),
 		DefaultPlan:   c.g.defaultPlan,
 		InvoicePrefix: c.g.invoicePrefix,
 		// The service delivers alerts with its own Notifier; this process only records them.
 		NoDelivery: true,
-		Logger:     slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.New(slog.NewTextHandler(&maskWriter{w: c.stderr, db: db.url},
+			&slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
-		st.Close()
+		s.st.Close()
 		return nil, usagef("%v", err)
 	}
-	return &session{m: m, st: st, db: db, loc: loc}, nil
+	s.m = m
+	return s, nil
+}
+
+// openSQLite opens the database file. With create, it first reads the file's schema version.
+func (s *session) openSQLite(create bool) error {
+	path := s.db.path
+	_, statErr := os.Stat(path)
+	missing := errors.Is(statErr, fs.ErrNotExist)
+	if missing && !create {
+		return &notFoundError{fmt.Sprintf("database %s does not exist: check --db, or create it with 'billingctl migrate'", s.db)}
+	}
+	if create && !missing {
+		v, err := sqliteVersion(path)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", s.db, err)
+		}
+		s.before = v
+	}
+	st, err := sqlite.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", s.db, err)
+	}
+	s.st, s.knows = st, sqlite.SchemaVersion()
+	return nil
+}
+
+// uriEscaper escapes the characters of a file path that an SQLite URI filename would read as
+// syntax.
+var uriEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
+// sqliteVersion reads the schema version of the SQLite file at path without changing it: 0
+// when it has no schema yet.
+func sqliteVersion(path string) (int, error) {
+	// The sqlite3 driver is registered by store/sqlite.
+	db, err := sql.Open("sqlite3", "file:"+uriEscaper.Replace(path)+"?mode=ro")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var tables int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'billing_migrations'`).Scan(&tables); err != nil {
+		return 0, err
+	}
+	if tables == 0 {
+		return 0, nil
+	}
+	var v int
+	err = db.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM billing_migrations`).Scan(&v)
+	return v, err
+}
+
+// openPostgres checks that the server answers and (unless create) that the schema holds a
+// billing store, then opens the store, which migrates the schema.
+func (s *session) openPostgres(ctx context.Context, create bool) error {
+	exists, v, err := postgresVersion(ctx, s.db)
+	if err != nil {
+		return err
+	}
+	if !exists && !create {
+		return &notFoundError{fmt.Sprintf("database %s has no billing store: check --db and --schema, or create it with 'billingctl migrate'", s.db)}
+	}
+	s.before = v
+	st, err := postgres.OpenConfig(ctx, postgres.Config{URL: s.db.url, Schema: s.db.schema})
+	if err != nil {
+		return s.db.openError(err)
+	}
+	s.st, s.knows = st, postgres.SchemaVersion()
+	return nil
+}
+
+// postgresVersion connects once to the server of db and reads the schema version of db.schema:
+// exists says whether the schema holds a billing store (its billing_migrations table).
+func postgresVersion(ctx context.Context, db dbTarget) (exists bool, version int, err error) {
+	cc, err := pgx.ParseConfig(db.url)
+	if err != nil {
+		return false, 0, usagef("--db %s: %s", redact(db.url), mask(db.url, err.Error()))
+	}
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = connectTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return false, 0, db.openError(err)
+	}
+	defer conn.Close(context.Background())
+	table := pgx.Identifier{db.schema, "billing_migrations"}.Sanitize()
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil {
+		return false, 0, db.openError(err)
+	}
+	if !exists {
+		return false, 0, nil
+	}
+	if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM `+table).Scan(&version); err != nil {
+		return false, 0, db.openError(err)
+	}
+	return true, version, nil
+}
+
+// openError describes a failure to open db: a server that cannot be reached (or refuses the
+// connection) is an unavailableError, anything else a runtime error.
+func (d dbTarget) openError(err error) error {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return &unavailableError{msg: fmt.Sprintf("cannot connect to %s (check --db, and that the server is running and accepts the login): %s",
+			redact(d.url), oneLine(mask(d.url, err.Error()))), err: err}
+	}
+	return fmt.Errorf("open %s: %w", d, err)
+}
+
+// oneLine joins the lines of a driver's message (a heading, then one line per connection
+// attempt) into one, dropping repeated lines.
+func oneLine(msg string) string {
+	var parts []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !seen[l] {
+			seen[l] = true
+			parts = append(parts, l)
+		}
+	}
+	if len(parts) < 2 {
+		return strings.Join(parts, "")
+	}
+	return parts[0] + " " + strings.Join(parts[1:], "; ")
+}
+
+// maskWriter writes to w with the passwords of the database URL db masked.
+type maskWriter struct {
+	w  io.Writer
+	db string
+}
+
+func (m *maskWriter) Write(p []byte) (int, error) {
+	if len(secrets(m.db)) == 0 {
+		return m.w.Write(p)
+	}
+	if _, err := io.WriteString(m.w, mask(m.db, string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // close closes the Meter (flushing it) and then the store.

@@ -62,6 +62,9 @@ func Run(t *testing.T, newStore func(t *testing.T) billing.Store) {
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, newStore) })
 	t.Run("Invoices", func(t *testing.T) { testInvoices(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
+	t.Run("Plans", func(t *testing.T) { testPlans(t, newStore) })
+	t.Run("Alerts", func(t *testing.T) { testAlerts(t, newStore) })
+	t.Run("Jobs", func(t *testing.T) { testJobs(t, newStore) })
 }
 
 // cmpOpts compare usage rows and buckets: times by instant (cmp uses Time.Equal), and empty

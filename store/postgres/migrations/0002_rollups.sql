@@ -1,0 +1,16 @@
+-- Usage buckets per tenant, resource, period, bucket start and attribute group, kept in the same
+-- transaction as the events they summarise. period is hour, day, month or total; the total
+-- bucket starts at 0001-01-01 00:00:00+00 (Go's zero time).
+CREATE TABLE rollups (
+    tenant       text        NOT NULL,
+    resource     text        NOT NULL,
+    period       text        NOT NULL,
+    bucket_start timestamptz NOT NULL,
+    grp          text        NOT NULL, -- canonical JSON of the dimension attributes
+    sum          bigint      NOT NULL,
+    count        bigint      NOT NULL,
+    max          bigint      NOT NULL,
+    PRIMARY KEY (tenant, resource, period, bucket_start, grp)
+) WITH (fillfactor = 70); -- room for HOT updates: every append updates the current buckets
+-- Queries of every tenant (QueryRollups without a tenant, rebuilds) by period and start.
+CREATE INDEX rollups_period_start ON rollups (period, bucket_start);
