@@ -28,6 +28,13 @@ type Config struct {
 	// its events are committed.
 	Async bool
 
+	// Writers is how many batches may commit at once. Zero means what the Store asks for (a
+	// Store with a method AppendConcurrency() int, such as store/postgres, whose transactions
+	// overlap on separate connections), or 1 (SQLite has one writer connection). More than one
+	// lets a batch commit while the next one runs, and lets async retries of a failing batch
+	// wait without stopping the others; events of one Track call still commit together.
+	Writers int
+
 	// MaxBatch is the largest number of events the writer commits in one transaction (the events
 	// of a single Track call are never split, so a larger call commits alone). Defaults to 1000.
 	MaxBatch int
@@ -265,6 +272,7 @@ func New(cfg Config) (*Meter, error) {
 		v    *int
 		def  int
 	}{
+		{"Writers", &cfg.Writers, storeWriters(cfg.Store)},
 		{"MaxBatch", &cfg.MaxBatch, DefaultMaxBatch},
 		{"QueueSize", &cfg.QueueSize, DefaultQueueSize},
 		{"AlertMaxAttempts", &cfg.AlertMaxAttempts, DefaultAlertMaxAttempts},
@@ -390,3 +398,11 @@ func (m *Meter) Location() *time.Location { return m.cfg.Location }
 
 // Now returns the Meter's current time (Config.Now).
 func (m *Meter) Now() time.Time { return m.cfg.Now() }
+
+// storeWriters is the default of Config.Writers for st: what it asks for, or 1.
+func storeWriters(st Store) int {
+	if c, ok := st.(interface{ AppendConcurrency() int }); ok {
+		return max(c.AppendConcurrency(), 1)
+	}
+	return 1
+}

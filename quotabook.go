@@ -10,8 +10,9 @@ import (
 // quotaBook is the built-in Quota: in process memory, for each (tenant, resource) with rules,
 // the usage of each rule's current bucket and the units held by open reservations. Usage is
 // loaded from rollups on first use and on bucket rollover, and kept exact by the Meter's writer,
-// which applies every committed event under commitMu; loads take commitMu for reading, so an
-// event is counted either by the load's query or by the writer, never both, never neither.
+// which applies every committed event under commitMu; commits hold it shared (several batches may
+// commit at once, and their increments commute) and loads hold it exclusively, so an event is
+// counted either by the load's query or by the writer, never both, never neither.
 type quotaBook struct {
 	m        *Meter
 	seed     maphash.Seed
@@ -127,8 +128,8 @@ func (b *quotaBook) get(ctx context.Context, req *QuotaRequest) (*counter, error
 
 // load reads the usage of the listed rules' buckets from the rollups and installs it.
 func (b *quotaBook) load(ctx context.Context, c *counter, req *QuotaRequest, which []int) error {
-	b.commitMu.RLock()
-	defer b.commitMu.RUnlock()
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
 	fresh := make([]*bucketCount, len(which))
 	for j, i := range which {
 		used, err := b.m.usedIn(ctx, req.Key, req.Rules[i].Period, req.Buckets[i])
@@ -262,7 +263,7 @@ func (c *counter) release(id string) {
 }
 
 // apply counts committed events in the loaded buckets and releases the holds of committed
-// reservations, atomically per counter. It runs in the writer, under commitMu. Thresholds
+// reservations, atomically per counter. It runs in the writer's committers, under commitMu held shared. Thresholds
 // reached for the first time are handed to the alerter; so are the (tenant, resource) pairs it
 // knows no current rules for, so that the alerter can load their rules and check them.
 func (b *quotaBook) apply(events []Event, statuses []AppendStatus, release string) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -149,15 +151,33 @@ func (m *Meter) enqueue(ctx context.Context, req *request) error {
 	}
 }
 
-// writer is the Meter's single committer: it gathers queued requests into batches and commits
-// each batch in one store transaction, until the queue is closed and drained.
+// writer gathers queued requests into batches and commits each batch in one store transaction,
+// until the queue is closed and drained. Up to Config.Writers batches commit at once; while they
+// do, requests queue up and the next batch grows.
 func (m *Meter) writer() {
 	defer close(m.done)
+	slots := make(chan struct{}, m.cfg.Writers)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	dispatch := func(batch []*request) {
+		if m.cfg.Writers == 1 {
+			m.commit(batch)
+			return
+		}
+		own := slices.Clone(batch)
+		inflight.Go(func() {
+			defer func() { <-slots }()
+			m.commit(own)
+		})
+	}
 	var batch []*request
 	for {
 		first, ok := <-m.queue
 		if !ok {
 			return
+		}
+		if m.cfg.Writers > 1 {
+			slots <- struct{}{} // wait for a free committer; the queue fills meanwhile
 		}
 		batch = append(batch[:0], first)
 		n, async, lingered := len(first.events), first.done == nil, false
@@ -182,7 +202,10 @@ func (m *Meter) writer() {
 				break gather // closed: commit what we have; the next receive returns
 			}
 			if n+len(r.events) > m.cfg.MaxBatch {
-				m.commit(batch)
+				dispatch(batch)
+				if m.cfg.Writers > 1 {
+					slots <- struct{}{}
+				}
 				batch, n, async = append(batch[:0], r), 0, true
 			} else {
 				batch = append(batch, r)
@@ -190,7 +213,7 @@ func (m *Meter) writer() {
 			n += len(r.events)
 			async = async && r.done == nil
 		}
-		m.commit(batch)
+		dispatch(batch)
 		clear(batch)
 	}
 }
@@ -206,7 +229,7 @@ func (m *Meter) commit(batch []*request) {
 		for _, r := range batch {
 			events = append(events, r.events...)
 		}
-		m.book.commitMu.Lock()
+		m.book.commitMu.RLock()
 		start := time.Now()
 		statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, events)
 		m.observeCommit(len(events), time.Since(start), err)
@@ -217,7 +240,7 @@ func (m *Meter) commit(batch []*request) {
 				all = all[len(r.events):]
 			}
 		}
-		m.book.commitMu.Unlock()
+		m.book.commitMu.RUnlock()
 		if err == nil {
 			for _, r := range batch {
 				m.answer(r, statuses[:len(r.events)], nil)
@@ -253,8 +276,8 @@ func (m *Meter) commitOne(r *request) {
 
 // append commits one request and applies it to the quota book.
 func (m *Meter) append(r *request) ([]AppendStatus, error) {
-	m.book.commitMu.Lock()
-	defer m.book.commitMu.Unlock()
+	m.book.commitMu.RLock()
+	defer m.book.commitMu.RUnlock()
 	start := time.Now()
 	statuses, err := m.cfg.Store.AppendEvents(context.Background(), m.spec, r.events)
 	m.observeCommit(len(r.events), time.Since(start), err)

@@ -29,7 +29,7 @@ type Collector struct {
 
 	events, commitErrors, batchSize, commitSeconds *prometheus.Desc
 	queueDepth, queueCapacity, refusals, alerts    *prometheus.Desc
-	deliveries                                     *prometheus.Desc
+	deliveries, jobs                               *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -55,13 +55,14 @@ func NewLabeledCollector(m *billing.Meter, labels prometheus.Labels) *Collector 
 		refusals:      d("billing_refusals_total", "Requests refused, by reason: quota (a hard quota) or rate (a rate limit).", "reason"),
 		alerts:        d("billing_alerts_total", "Quota alerts recorded by this process."),
 		deliveries:    d("billing_alert_deliveries_total", "Alert delivery attempts, by result: ok, failed (retried later) or dead (given up).", "result"),
+		jobs:          d("billing_job_runs_total", "Background job runs of Meter.Run claimed by this process, by job and result: ok or failed.", "job", "result"),
 	}
 }
 
 // Describe sends the descriptors of every metric the Collector exports.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.events, c.commitErrors, c.batchSize, c.commitSeconds,
-		c.queueDepth, c.queueCapacity, c.refusals, c.alerts, c.deliveries} {
+		c.queueDepth, c.queueCapacity, c.refusals, c.alerts, c.deliveries, c.jobs} {
 		ch <- d
 	}
 }
@@ -88,6 +89,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.deliveries, s.DeliveriesOK, "ok")
 	counter(c.deliveries, s.DeliveriesFailed, "failed")
 	counter(c.deliveries, s.DeliveriesDead, "dead")
+	for name, n := range c.m.JobRuns() {
+		counter(c.jobs, n.Runs, name, "ok")
+		counter(c.jobs, n.Failures, name, "failed")
+	}
 }
 
 // constHistogram converts a billing.Histogram (per-bucket counts) to a Prometheus histogram

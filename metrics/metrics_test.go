@@ -204,3 +204,36 @@ func TestLabeledCollectorsShareRegistry(t *testing.T) {
 		t.Errorf(`billing_events_total{meter="a",result="inserted"} = %v, want 0`, got)
 	}
 }
+
+// TestJobRuns: the runs of Meter.Run's jobs are exported per job and result.
+func TestJobRuns(t *testing.T) {
+	st, err := sqlite.Open(":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m, err := billing.New(billing.Config{Store: st, CheckInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for m.JobRuns()[billing.JobCheckQuotas].Runs == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	fams := scrape(t, metrics.Handler(m))
+	want := m.JobRuns()[billing.JobCheckQuotas].Runs
+	if got := value(t, fams, "billing_job_runs_total", map[string]string{"job": billing.JobCheckQuotas, "result": "ok"}); want == 0 || got != float64(want) {
+		t.Errorf("billing_job_runs_total{job=check-quotas,result=ok} = %v, want %d (> 0)", got, want)
+	}
+	if got := value(t, fams, "billing_job_runs_total", map[string]string{"job": billing.JobCheckQuotas, "result": "failed"}); got != 0 {
+		t.Errorf("failed runs = %v, want 0", got)
+	}
+}

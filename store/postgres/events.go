@@ -435,3 +435,9 @@ func (s *Store) statuses(ctx context.Context, q querier, events []billing.Event,
 	}
 	return statuses, nil
 }
+
+// AppendConcurrency is how many AppendEvents transactions a Meter should run at once on this
+// store (the default of billing.Config.Writers): one commits while the next executes, and
+// concurrent writers never deadlock, because every append locks event ids and buckets in
+// primary-key order.
+func (s *Store) AppendConcurrency() int { return 2 }
