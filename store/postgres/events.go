@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -49,23 +50,23 @@ const appendSQL = `WITH input AS (
 	INSERT INTO events (tenant, id, resource, quantity, ts, attrs)
 	SELECT tenant, id, resource, quantity, ts, attrs FROM new
 ), all_new AS (
-	INSERT INTO rollups AS r (tenant, resource, period, bucket_start, grp, sum, count, max)
-	SELECT tenant, resource, period, bucket_start, grp, sum, count, max
+	INSERT INTO rollups AS r (tenant, resource, period, bucket_start, grp, sum, count, max, shard)
+	SELECT tenant, resource, period, bucket_start, grp, sum, count, max, $20::int2
 	FROM unnest($11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::text[], $16::int8[], $17::int8[], $18::int8[])
 		WITH ORDINALITY AS x(tenant, resource, period, bucket_start, grp, sum, count, max, k)
 	WHERE (SELECT count(*) FROM new) = $19
 	ORDER BY k
-	ON CONFLICT (tenant, resource, period, bucket_start, grp) DO UPDATE SET
+	ON CONFLICT (tenant, resource, period, bucket_start, grp, shard) DO UPDATE SET
 		sum = r.sum + excluded.sum, count = r.count + excluded.count, max = greatest(r.max, excluded.max)
 ), some_new AS (
-	INSERT INTO rollups AS r (tenant, resource, period, bucket_start, grp, sum, count, max)
-	SELECT e.tenant, e.resource, b.period, b.start, e.grp, sum(e.quantity), count(*), max(e.quantity)
+	INSERT INTO rollups AS r (tenant, resource, period, bucket_start, grp, sum, count, max, shard)
+	SELECT e.tenant, e.resource, b.period, b.start, e.grp, sum(e.quantity), count(*), max(e.quantity), $20::int2
 	FROM new e CROSS JOIN LATERAL (VALUES ('hour', e.hour), ('day', e.day), ('month', e.month),
 		('total', '0001-01-01 00:00:00+00'::timestamptz)) AS b(period, start)
 	WHERE (SELECT count(*) FROM new) <> $19
 	GROUP BY 1, 2, 3, 4, 5
 	ORDER BY e.tenant COLLATE "C", e.resource COLLATE "C", b.period COLLATE "C", b.start, e.grp COLLATE "C"
-	ON CONFLICT (tenant, resource, period, bucket_start, grp) DO UPDATE SET
+	ON CONFLICT (tenant, resource, period, bucket_start, grp, shard) DO UPDATE SET
 		sum = r.sum + excluded.sum, count = r.count + excluded.count, max = greatest(r.max, excluded.max)
 )
 SELECT n, true FROM new
@@ -86,7 +87,7 @@ const upsertRollupsSQL = `INSERT INTO rollups AS r (tenant, resource, period, bu
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::int8[], $7::int8[], $8::int8[])
 		WITH ORDINALITY AS x(tenant, resource, period, bucket_start, grp, sum, count, max, k)
 	ORDER BY k
-	ON CONFLICT (tenant, resource, period, bucket_start, grp) DO UPDATE SET
+	ON CONFLICT (tenant, resource, period, bucket_start, grp, shard) DO UPDATE SET
 		sum = r.sum + excluded.sum, count = r.count + excluded.count, max = greatest(r.max, excluded.max)`
 
 type eventKey struct{ tenant, id string }
@@ -102,10 +103,10 @@ type appendInput struct {
 	all *rollupRows
 }
 
-// args returns the arguments of appendSQL.
-func (in *appendInput) args() []any {
+// args returns the arguments of appendSQL, whose rollup rows go to shard.
+func (in *appendInput) args(shard int16) []any {
 	return append([]any{in.tenant, in.id, in.resource, in.quantity, in.ts, in.attrs, in.grp, in.hour, in.day, in.month},
-		append(in.all.args(), len(in.index))...)
+		append(in.all.args(), len(in.index), shard)...)
 }
 
 // newAppendInput prepares the batch events (attrs holds their encoded Attrs). Times are
@@ -255,6 +256,11 @@ const (
 
 // appendOnce runs the append transaction once.
 func (s *Store) appendOnce(ctx context.Context, events []billing.Event, attrs []string, in *appendInput) ([]billing.AppendStatus, error) {
+	shard, err := s.takeShard(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer s.giveShard(shard)
 	// The lease adjustments the batch would need if all its first occurrences were new: none
 	// means none for any subset, and the transaction need not stay open for them.
 	firsts := make([]bool, len(events))
@@ -263,12 +269,12 @@ func (s *Store) appendOnce(ctx context.Context, events []billing.Event, attrs []
 	}
 	if c := s.leases.claim(events, firsts); c != nil {
 		c.done(false) // give the holds back; the transaction claims them again
-		return s.appendTx(ctx, events, attrs, in)
+		return s.appendTx(ctx, events, attrs, in, shard)
 	}
 
 	var b pgx.Batch
 	b.Queue(`SELECT pg_advisory_xact_lock_shared($1)`, s.lockKey(lockAppend))
-	b.Queue(appendSQL, in.args()...)
+	b.Queue(appendSQL, in.args(shard)...)
 	br := s.pool.SendBatch(ctx, &b) // one implicit transaction, committed at its end
 	state, err := readAppend(br, len(in.index))
 	if cerr := br.Close(); err == nil && cerr != nil {
@@ -283,7 +289,7 @@ func (s *Store) appendOnce(ctx context.Context, events []billing.Event, attrs []
 
 // appendTx runs the append in an explicit transaction, with the lease adjustments of the new
 // events.
-func (s *Store) appendTx(ctx context.Context, events []billing.Event, attrs []string, in *appendInput) ([]billing.AppendStatus, error) {
+func (s *Store) appendTx(ctx context.Context, events []billing.Event, attrs []string, in *appendInput, shard int16) ([]billing.AppendStatus, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, translate("begin append", err)
@@ -292,7 +298,7 @@ func (s *Store) appendTx(ctx context.Context, events []billing.Event, attrs []st
 
 	var b pgx.Batch
 	b.Queue(`SELECT pg_advisory_xact_lock_shared($1)`, s.lockKey(lockAppend))
-	b.Queue(appendSQL, in.args()...)
+	b.Queue(appendSQL, in.args(shard)...)
 	br := tx.SendBatch(ctx, &b)
 	state, err := readAppend(br, len(in.index))
 	if cerr := br.Close(); err == nil && cerr != nil {
@@ -440,4 +446,34 @@ func (s *Store) statuses(ctx context.Context, q querier, events []billing.Event,
 // store (the default of billing.Config.Writers): one commits while the next executes, and
 // concurrent writers never deadlock, because every append locks event ids and buckets in
 // primary-key order.
-func (s *Store) AppendConcurrency() int { return 2 }
+func (s *Store) AppendConcurrency() int { return appendWriters }
+
+// appendWriters is how many appends of one Store run at once, each writing its own shard of the
+// rollups; more wait for a shard.
+const appendWriters = 2
+
+// rollupShards is the number of shards of a rollup bucket (see migrations/0002_rollups.sql).
+const rollupShards = 16
+
+// takeShard waits for a rollup shard that no other append of this Store is writing.
+func (s *Store) takeShard(ctx context.Context) (int16, error) {
+	select {
+	case sh := <-s.shards:
+		return sh, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (s *Store) giveShard(sh int16) { s.shards <- sh }
+
+// newShards returns the shards of one Store: appendWriters consecutive ones from a random start,
+// so that the Stores of different replicas rarely write the same rows.
+func newShards() chan int16 {
+	ch := make(chan int16, appendWriters)
+	start := rand.IntN(rollupShards)
+	for i := range appendWriters {
+		ch <- int16((start + i) % rollupShards)
+	}
+	return ch
+}

@@ -60,6 +60,7 @@ type Store struct {
 	// one database never block each other.
 	lockBase int64
 	parts    partitions // monthly event partitions known to exist
+	shards   chan int16 // the rollup shards free for an append (see takeShard)
 	leases   leaseHook  // the Quotas built on this store, told about committed reservations
 }
 
@@ -111,7 +112,7 @@ func OpenConfig(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	h := fnv.New64a()
 	h.Write([]byte("meterplane/billing:" + cfg.Schema))
-	s := &Store{cfg: cfg, pool: pool, lockBase: int64(h.Sum64() &^ 0xffff)}
+	s := &Store{cfg: cfg, pool: pool, lockBase: int64(h.Sum64() &^ 0xffff), shards: newShards()}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err

@@ -12,9 +12,9 @@ import (
 	"github.com/meterplane/billing"
 )
 
-// QueryRollups implements billing.EventStore. Queries of one tenant use the rollups primary key
-// (tenant, resource, period, bucket_start, grp); queries of every tenant the (period,
-// bucket_start) index.
+// QueryRollups implements billing.EventStore, adding up the shards of each bucket. Queries of one
+// tenant use the rollups primary key (tenant, resource, period, bucket_start, grp, shard);
+// queries of every tenant the (period, bucket_start) index.
 func (s *Store) QueryRollups(ctx context.Context, q billing.RollupQuery) ([]billing.Rollup, error) {
 	var (
 		where = []string{"period = $1"}
@@ -41,8 +41,8 @@ func (s *Store) QueryRollups(ctx context.Context, q billing.RollupQuery) ([]bill
 			add("bucket_start < ?", ceilSecond(q.To))
 		}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT tenant, resource, bucket_start, grp, sum, count, max
-		FROM rollups WHERE `+strings.Join(where, " AND "), args...)
+	rows, err := s.pool.Query(ctx, `SELECT tenant, resource, bucket_start, grp, sum(sum)::bigint, sum(count)::bigint, max(max)
+		FROM rollups WHERE `+strings.Join(where, " AND ")+` GROUP BY tenant, resource, bucket_start, grp`, args...)
 	if err != nil {
 		return nil, translate("query rollups", err)
 	}
