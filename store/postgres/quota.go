@@ -324,13 +324,14 @@ func hardBuckets(req *billing.QuotaRequest) (hard []int, periods []string, start
 
 // bucketArgs returns, for the listed rules, the rollup period and bucket-start range that sum to
 // the usage of the rule's current bucket: the one bucket of its period, the day buckets of a
-// month cycle anchored on another day than the 1st, or the total bucket.
+// month cycle anchored on another day than the 1st, or every month bucket for the total.
 func bucketArgs(req billing.QuotaRequest, which []int) (periods []string, starts, ends []time.Time) {
 	for _, i := range which {
 		p, b := req.Rules[i].Period, req.Buckets[i]
 		switch {
 		case p == billing.PeriodTotal:
-			b = billing.Span{Start: time.Time{}, End: time.Time{}.Add(time.Second)}
+			// Totals are not stored: every month bucket adds up to it.
+			p, b = billing.PeriodMonth, billing.Span{Start: time.Time{}, End: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)}
 		case p == billing.PeriodMonth && b.Start.Day() != 1:
 			p = billing.PeriodDay // an anchored cycle is a run of whole days
 		}

@@ -41,8 +41,15 @@ func (s *Store) QueryRollups(ctx context.Context, q billing.RollupQuery) ([]bill
 			add("bucket_start < ?", ceilSecond(q.To))
 		}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT tenant, resource, bucket_start, grp, sum(sum)::bigint, sum(count)::bigint, max(max)
-		FROM rollups WHERE `+strings.Join(where, " AND ")+` GROUP BY tenant, resource, bucket_start, grp`, args...)
+	query := `SELECT tenant, resource, bucket_start, grp, sum(sum)::bigint, sum(count)::bigint, max(max)
+		FROM rollups WHERE ` + strings.Join(where, " AND ") + ` GROUP BY tenant, resource, bucket_start, grp`
+	if q.Period == billing.PeriodTotal {
+		// The total bucket is the sum of the month buckets (totals are not stored).
+		args[0] = string(billing.PeriodMonth)
+		query = `SELECT tenant, resource, '0001-01-01 00:00:00+00'::timestamptz, grp, sum(sum)::bigint, sum(count)::bigint, max(max)
+		FROM rollups WHERE ` + strings.Join(where, " AND ") + ` GROUP BY tenant, resource, grp`
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, translate("query rollups", err)
 	}
@@ -74,8 +81,8 @@ func ceilSecond(t time.Time) time.Time {
 
 // RebuildRollups implements billing.EventStore in one transaction that holds the append lock
 // exclusively (appends wait, and happen before or after it): it deletes the hour, day and month
-// buckets of the span (widened to months), recomputes them from the events, then recomputes the
-// total buckets from the month buckets. Serialization failures and deadlocks are retried.
+// buckets of the span (widened to months) and recomputes them from the events (the totals are
+// the month buckets added up when read). Serialization failures and deadlocks are retried.
 func (s *Store) RebuildRollups(ctx context.Context, spec billing.RollupSpec, tenant string, span billing.Span) error {
 	span = spec.Months(span)
 	var err error
@@ -128,7 +135,7 @@ func (s *Store) rebuildOnce(ctx context.Context, spec billing.RollupSpec, tenant
 		return translate("rebuild: read events", err)
 	}
 	var buckets []*billing.Rollup
-	for _, r := range set.Rollups() {
+	for _, r := range set.Rollups() { // every bucket but the totals, which are not stored
 		if r.Period != billing.PeriodTotal {
 			buckets = append(buckets, r)
 		}
@@ -136,18 +143,7 @@ func (s *Store) rebuildOnce(ctx context.Context, spec billing.RollupSpec, tenant
 	if err := upsertRollups(ctx, tx, buckets); err != nil {
 		return err
 	}
-	tenantCond = ""
-	if tenant != "" {
-		tenantCond = " AND tenant = $1"
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM rollups WHERE period = 'total'`+tenantCond, targs...); err != nil {
-		return translate("rebuild: delete totals", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO rollups (tenant, resource, period, bucket_start, grp, sum, count, max)
-		SELECT tenant, resource, 'total', '0001-01-01 00:00:00+00', grp, sum(sum), sum(count), max(max)
-		FROM rollups WHERE period = 'month'`+tenantCond+` GROUP BY tenant, resource, grp`, targs...); err != nil {
-		return translate("rebuild: totals", err)
-	}
+	// Totals are the sum of the month buckets, computed when read.
 	return translate("commit rebuild", tx.Commit(ctx))
 }
 

@@ -1,6 +1,6 @@
 -- Usage buckets per tenant, resource, period, bucket start and attribute group, kept in the same
--- transaction as the events they summarise. period is hour, day, month or total; the total
--- bucket starts at 0001-01-01 00:00:00+00 (Go's zero time). A bucket may be kept in several rows
+-- transaction as the events they summarise. period is hour, day or month; the total of a tenant,
+-- resource and group is its month buckets added up when read. A bucket may be kept in several rows
 -- (shard 0 to 15), which readers add up: concurrent appends write different shards, so that
 -- they never wait for each other's commit on the hot buckets of the current hour, day and month.
 CREATE TABLE rollups (
