@@ -233,7 +233,9 @@ func TestJobRuns(t *testing.T) {
 	if got := value(t, fams, "billing_job_runs_total", map[string]string{"job": billing.JobCheckQuotas, "result": "ok"}); want == 0 || got != float64(want) {
 		t.Errorf("billing_job_runs_total{job=check-quotas,result=ok} = %v, want %d (> 0)", got, want)
 	}
-	if got := value(t, fams, "billing_job_runs_total", map[string]string{"job": billing.JobCheckQuotas, "result": "failed"}); got != 0 {
-		t.Errorf("failed runs = %v, want 0", got)
+	// A run that Run's cancellation interrupts counts as failed.
+	if got, want := value(t, fams, "billing_job_runs_total", map[string]string{"job": billing.JobCheckQuotas, "result": "failed"}),
+		m.JobRuns()[billing.JobCheckQuotas].Failures; got != float64(want) {
+		t.Errorf("failed runs = %v, want %d", got, want)
 	}
 }

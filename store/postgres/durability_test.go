@@ -100,7 +100,7 @@ func TestDurabilityChild(t *testing.T) {
 		fail("bad %s: %v", durEnvSeed, err)
 	}
 	ctx := context.Background()
-	st, err := postgres.OpenConfig(ctx, postgres.Config{URL: os.Getenv("BILLING_TEST_POSTGRES"), Schema: schema})
+	st, err := postgres.OpenConfig(ctx, postgres.Config{URL: childURL(os.Getenv("BILLING_TEST_POSTGRES"), schema), Schema: schema})
 	if err != nil {
 		fail("open: %v", err)
 	}
@@ -337,6 +337,7 @@ func checkDurabilitySchema(t *testing.T, schema string, round int, acked map[str
 		t.Fatalf("round %d: opening after the kill: %v", round, err)
 	}
 	defer st.Close()
+	waitChildBackends(t, st, schema)
 
 	type storedEvent struct {
 		Tenant, ID, Resource string
@@ -447,5 +448,39 @@ func checkRollupsEqualEvents(t *testing.T, st *postgres.Store, when string) {
 				t.Errorf("%s: window %s: usage %+v for %s/%s, which has no events", when, window, g, k.tenant, k.resource)
 			}
 		}
+	}
+}
+
+// childURL is url with an application_name that names the child's connections, so that the
+// parent can wait for them.
+func childURL(url, schema string) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "application_name=dur_" + schema
+}
+
+// waitChildBackends waits until no server backend of the killed child is still running a
+// transaction. A client killed with SIGKILL does not stop its backend: a batch it sent whole
+// (with its Sync) still commits, after the kill. Reading events and then usage while it does would
+// see the batch in one read and not the other.
+func waitChildBackends(t *testing.T, st *postgres.Store, schema string) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var busy int
+		if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = $1 AND state IS DISTINCT FROM 'idle'`, "dur_"+schema).Scan(&busy); err != nil {
+			t.Fatalf("read pg_stat_activity: %v", err)
+		}
+		if busy == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d backends of the killed child still busy after 30s", busy)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
