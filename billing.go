@@ -31,8 +31,9 @@ type Config struct {
 	// Writers is how many batches may commit at once. Zero means what the Store asks for (a
 	// Store with a method AppendConcurrency() int, such as store/postgres, whose transactions
 	// overlap on separate connections), or 1 (SQLite has one writer connection). More than one
-	// lets a batch commit while the next one runs, and lets async retries of a failing batch
-	// wait without stopping the others; events of one Track call still commit together.
+	// lets a batch of durable Track calls commit while the next one runs; a batch holding an
+	// async call commits alone, after the batches queued before it, so the queue's order decides
+	// between two events with one id. Events of one Track call always commit together.
 	Writers int
 
 	// MaxBatch is the largest number of events the writer commits in one transaction (the events

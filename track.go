@@ -159,9 +159,18 @@ func (m *Meter) writer() {
 	slots := make(chan struct{}, m.cfg.Writers)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
-	dispatch := func(batch []*request) {
+	// A batch with an async request commits alone, after every batch before it: async callers
+	// do not wait, so only the queue's order says which of two events with one id came first.
+	// Batches of waiting callers only may overlap.
+	dispatch := func(batch []*request, ordered bool) {
 		if m.cfg.Writers == 1 {
 			m.commit(batch)
+			return
+		}
+		if ordered {
+			inflight.Wait()
+			m.commit(batch)
+			<-slots
 			return
 		}
 		own := slices.Clone(batch)
@@ -181,6 +190,7 @@ func (m *Meter) writer() {
 		}
 		batch = append(batch[:0], first)
 		n, async, lingered := len(first.events), first.done == nil, false
+		ordered := async
 	gather:
 		for n < m.cfg.MaxBatch {
 			var r *request
@@ -202,18 +212,19 @@ func (m *Meter) writer() {
 				break gather // closed: commit what we have; the next receive returns
 			}
 			if n+len(r.events) > m.cfg.MaxBatch {
-				dispatch(batch)
+				dispatch(batch, ordered)
 				if m.cfg.Writers > 1 {
 					slots <- struct{}{}
 				}
-				batch, n, async = append(batch[:0], r), 0, true
+				batch, n, async, ordered = append(batch[:0], r), 0, true, false
 			} else {
 				batch = append(batch, r)
 			}
 			n += len(r.events)
 			async = async && r.done == nil
+			ordered = ordered || r.done == nil
 		}
-		dispatch(batch)
+		dispatch(batch, ordered)
 		clear(batch)
 	}
 }
