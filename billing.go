@@ -376,8 +376,7 @@ func (m *Meter) Close() error {
 // JobInvoices (keep last month's drafts current during Config.InvoiceGrace, then finalize them),
 // each once per Config.CheckInterval, and JobMaintain (the Store's Maintainer, when it has one)
 // once per the longer of Config.CheckInterval and DefaultMaintainInterval. Alerts are delivered
-// and events written whether or not Run is called. It returns nil when ctx ends, or an error at
-// once when Config.JobLease is negative.
+// and events written whether or not Run is called. It returns nil when ctx ends.
 //
 // Run is safe to run in every process of a service: each job runs once per interval (a slot:
 // Config.Now truncated to the interval) across every Meter sharing the Store, by the Meter that
@@ -386,11 +385,7 @@ func (m *Meter) Close() error {
 // elsewhere after at most that long. A job that fails is released, and runs again at the next
 // tick of any Meter; Meter.JobRuns counts the runs and failures of this Meter.
 func (m *Meter) Run(ctx context.Context) error {
-	lease, err := m.jobLease()
-	if err != nil {
-		return err
-	}
-	m.runJobs(ctx, m.jobList(), lease)
+	m.runJobs(ctx, m.jobList(), m.cfg.JobLease) // New filled and checked it
 	return nil
 }
 

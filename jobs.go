@@ -90,17 +90,6 @@ func (m *Meter) JobRuns() map[string]JobCount {
 	return out
 }
 
-// jobLease is Config.JobLease, or its default.
-func (m *Meter) jobLease() (time.Duration, error) {
-	switch lease := m.cfg.JobLease; {
-	case lease < 0:
-		return 0, fieldErr(ErrInvalidConfig, "JobLease", "must not be negative (got %v); use 0 for the default", lease)
-	case lease > 0:
-		return lease, nil
-	}
-	return max(m.cfg.CheckInterval, DefaultJobLease), nil
-}
-
 // jobList returns Run's jobs.
 func (m *Meter) jobList() []job {
 	jobs := []job{

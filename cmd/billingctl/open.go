@@ -38,10 +38,6 @@ func (d dbTarget) String() string {
 	return d.scheme + ":" + d.path
 }
 
-// schemaName is the rule store/postgres applies to Config.Schema, checked here too so that a bad
-// --schema is a usage error before anything connects.
-var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-
 // parseDB parses --db: sqlite:PATH (also sqlite://PATH), or a postgres:// (postgresql://) URL
 // whose tables are in the schema named by --schema.
 func parseDB(s, schema string) (dbTarget, error) {
@@ -55,8 +51,9 @@ func parseDB(s, schema string) (dbTarget, error) {
 		if schema == "" {
 			schema = "billing"
 		}
-		if !schemaName.MatchString(schema) {
-			return dbTarget{}, usagef("--schema %q: use lower-case letters, digits and _, starting with a letter or _ (at most 63 characters)", schema)
+		// Checked here too, so that a bad --schema is a usage error before anything connects.
+		if err := postgres.CheckSchema(schema); err != nil {
+			return dbTarget{}, usagef("--schema %v", err)
 		}
 		return dbTarget{scheme: "postgres", url: s, schema: schema}, nil
 	case strings.HasPrefix(s, "sqlite:"):

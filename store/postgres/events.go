@@ -262,14 +262,13 @@ func (s *Store) appendOnce(ctx context.Context, events []billing.Event, attrs []
 		return nil, err
 	}
 	defer s.giveShard(shard)
-	// The lease adjustments the batch would need if all its first occurrences were new: none
-	// means none for any subset, and the transaction need not stay open for them.
+	// Whether the batch would need lease adjustments if all its first occurrences were new: if
+	// not, none for any subset, and the transaction need not stay open for them.
 	firsts := make([]bool, len(events))
 	for _, i := range in.index {
 		firsts[i] = true
 	}
-	if c := s.leases.claim(events, firsts); c != nil {
-		c.done(false) // give the holds back; the transaction claims them again
+	if s.leases.pending(events, firsts) {
 		return s.appendTx(ctx, events, attrs, in, shard)
 	}
 

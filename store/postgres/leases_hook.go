@@ -76,6 +76,29 @@ func (h *leaseHook) claim(events []billing.Event, inserted []bool) *leaseClaims 
 	return c
 }
 
+// pending reports whether claim would claim a hold for any of events (candidates[i] for
+// events[i]), without claiming it.
+func (h *leaseHook) pending(events []billing.Event, candidates []bool) bool {
+	h.mu.RLock()
+	qs := h.quotas
+	h.mu.RUnlock()
+	if len(qs) == 0 {
+		return false
+	}
+	for i := range events {
+		if !candidates[i] {
+			continue
+		}
+		key := billing.RateKey{Tenant: events[i].Tenant, Resource: events[i].Resource}
+		for _, q := range qs {
+			if q.holdsLeased(key, events[i].ID) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // apply runs the lease adjustments in tx.
 func (c *leaseClaims) apply(ctx context.Context, tx pgx.Tx) error {
 	if c == nil || len(c.items) == 0 {

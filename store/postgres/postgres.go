@@ -68,6 +68,15 @@ var _ billing.Store = (*Store)(nil)
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
+// CheckSchema reports whether name is a schema name the store accepts: lower-case letters,
+// digits and _, starting with a letter or _, at most 63 characters.
+func CheckSchema(name string) error {
+	if !schemaName.MatchString(name) {
+		return fmt.Errorf("%q: use lower-case letters, digits and _, starting with a letter or _ (at most 63 characters)", name)
+	}
+	return nil
+}
+
 // Open opens the Store at url with the default Config, creating and migrating its schema if
 // needed.
 func Open(ctx context.Context, url string) (*Store, error) {
@@ -84,8 +93,8 @@ func OpenConfig(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Schema == "" {
 		cfg.Schema = "billing"
 	}
-	if !schemaName.MatchString(cfg.Schema) {
-		return nil, fmt.Errorf("postgres: Config.Schema %q: use lower-case letters, digits and _, starting with a letter or _", cfg.Schema)
+	if err := CheckSchema(cfg.Schema); err != nil {
+		return nil, fmt.Errorf("postgres: Config.Schema: %w", err)
 	}
 	if cfg.MaxConns < 0 || cfg.PartitionsAhead < 0 {
 		return nil, errors.New("postgres: Config.MaxConns and Config.PartitionsAhead must not be negative; use 0 for the defaults")

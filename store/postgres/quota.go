@@ -241,21 +241,11 @@ func (q *Quota) acquire(ctx context.Context, k *qkey, req *billing.QuotaRequest,
 	return nil
 }
 
-// quotaReadSQL reads, in one snapshot: the usage of each listed bucket ($3 periods, $4 starts,
-// $5 ends), the units leased by other owners, our own live lease (NULL when it is missing or
-// expired), and the units other owners reported held.
-const quotaReadSQL = `
-SELECT ARRAY(
-    SELECT COALESCE((SELECT sum(ro.sum) FROM rollups ro
-        WHERE ro.tenant = $1 AND ro.resource = $2 AND ro.period = b.p
-          AND ro.bucket_start >= b.s AND ro.bucket_start < b.e), 0)::bigint
-    FROM unnest($3::text[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY AS b(p, s, e, i)
-    ORDER BY b.i),
-  (SELECT COALESCE(sum(units), 0)::bigint FROM quota_leases
-    WHERE tenant = $1 AND resource = $2 AND owner <> $6 AND expires > now()),
-  (SELECT units FROM quota_leases WHERE tenant = $1 AND resource = $2 AND owner = $6 AND expires > now()),
-  (SELECT COALESCE(sum(held), 0)::bigint FROM quota_leases
-    WHERE tenant = $1 AND resource = $2 AND owner <> $6 AND expires > now())`
+// countsSQL reads, in one snapshot, the usage of each listed bucket ($3 periods, $4 starts, $5
+// ends) and the units that owners other than $6 reported held.
+const countsSQL = `SELECT quota_used($1, $2, $3, $4, $5),
+	(SELECT COALESCE(sum(held), 0)::bigint FROM quota_leases
+		WHERE tenant = $1 AND resource = $2 AND owner <> $6 AND expires > now())`
 
 // Release implements billing.Quota.
 func (q *Quota) Release(ctx context.Context, key billing.RateKey, id string) error {
@@ -285,10 +275,9 @@ func (q *Quota) Counts(ctx context.Context, req billing.QuotaRequest) ([]int64, 
 	}
 	periods, starts, ends := bucketArgs(req, all)
 	var used []int64
-	var others, othersHeld int64
-	var mine *int64
-	if err := q.s.pool.QueryRow(ctx, quotaReadSQL, req.Key.Tenant, req.Key.Resource, periods, starts, ends, q.cfg.Owner).
-		Scan(&used, &others, &mine, &othersHeld); err != nil {
+	var othersHeld int64
+	if err := q.s.pool.QueryRow(ctx, countsSQL, req.Key.Tenant, req.Key.Resource, periods, starts, ends, q.cfg.Owner).
+		Scan(&used, &othersHeld); err != nil {
 		return nil, 0, translate("read quota", err)
 	}
 	var reserved int64
@@ -561,6 +550,20 @@ func (q *Quota) returnIdle() {
 	})
 }
 
+// holdsLeased reports whether claimLeased would claim the hold id of key.
+func (q *Quota) holdsLeased(key billing.RateKey, id string) bool {
+	k := q.lookup(key)
+	if k == nil {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.holds[id].claimable()
+}
+
+// claimable reports whether h is an open hold taken from the lease that no append is settling.
+func (h *qhold) claimable() bool { return h != nil && !h.settling && h.leased && !h.released }
+
 // claimLeased marks the leased hold id of key as settling, for an append transaction that counts
 // its event, and returns it (nil when there is none).
 func (q *Quota) claimLeased(key billing.RateKey, id string) (*qkey, *qhold) {
@@ -571,7 +574,7 @@ func (q *Quota) claimLeased(key billing.RateKey, id string) (*qkey, *qhold) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	h := k.holds[id]
-	if h == nil || h.settling || !h.leased || h.released {
+	if !h.claimable() {
 		return nil, nil
 	}
 	h.settling = true

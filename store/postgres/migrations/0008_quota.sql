@@ -14,6 +14,19 @@ CREATE TABLE quota_leases (
 
 CREATE INDEX quota_leases_owner ON quota_leases (owner);
 
+-- quota_used returns the usage of each listed bucket: the rollup rows of period p_periods[i]
+-- starting in [p_starts[i], p_ends[i]), added up. STABLE: it reads with its caller's snapshot.
+CREATE FUNCTION quota_used(p_tenant text, p_resource text,
+    p_periods text[], p_starts timestamptz[], p_ends timestamptz[]) RETURNS bigint[]
+LANGUAGE sql STABLE AS $$
+    SELECT ARRAY(
+        SELECT COALESCE((SELECT sum(ro.sum) FROM rollups ro
+            WHERE ro.tenant = p_tenant AND ro.resource = p_resource AND ro.period = b.p
+              AND ro.bucket_start >= b.s AND ro.bucket_start < b.e), 0)::bigint
+        FROM unnest(p_periods, p_starts, p_ends) WITH ORDINALITY AS b(p, s, e, i)
+        ORDER BY b.i)
+$$;
+
 -- quota_lease grows owner's lease of (tenant, resource) so that a reservation of n units fits,
 -- or refuses it, in one round trip. The hard rules' buckets are given as rollup periods and
 -- bucket-start ranges with their limits. spare is the part of the owner's lease that the caller
@@ -34,12 +47,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock(p_lock);
     -- One statement, so usage and leases are read from one snapshot: an append that counts an
     -- event and lowers its lease is seen whole or not at all.
-    SELECT ARRAY(
-        SELECT COALESCE((SELECT sum(ro.sum) FROM rollups ro
-            WHERE ro.tenant = p_tenant AND ro.resource = p_resource AND ro.period = b.p
-              AND ro.bucket_start >= b.s AND ro.bucket_start < b.e), 0)::bigint
-        FROM unnest(p_periods, p_starts, p_ends) WITH ORDINALITY AS b(p, s, e, i)
-        ORDER BY b.i),
+    SELECT quota_used(p_tenant, p_resource, p_periods, p_starts, p_ends),
       (SELECT COALESCE(sum(units), 0)::bigint FROM quota_leases
         WHERE tenant = p_tenant AND resource = p_resource AND owner <> p_owner AND expires > now()),
       (SELECT units FROM quota_leases
