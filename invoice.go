@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -80,6 +81,25 @@ const (
 	InvoicePaid      InvoiceStatus = "paid"
 	InvoiceVoid      InvoiceStatus = "void"
 )
+
+// Move changes inv's status from from to to and records at in the matching time field
+// (FinalizedAt, PaidAt or VoidedAt). An invoice in another status than from is left unchanged
+// and refused with an error that says which. Stores use it in InvoiceStore.SetInvoiceStatus.
+func (inv *Invoice) Move(from, to InvoiceStatus, at time.Time) error {
+	if inv.Status != from {
+		return fmt.Errorf("invoice %s is %s, not %s: it cannot become %s", inv.ID, inv.Status, from, to)
+	}
+	inv.Status = to
+	switch to {
+	case InvoicePaid:
+		inv.PaidAt = at
+	case InvoiceVoid:
+		inv.VoidedAt = at
+	case InvoiceFinalized:
+		inv.FinalizedAt = at
+	}
+	return nil
+}
 
 // LineKind says what an invoice line charges for.
 type LineKind string

@@ -3,16 +3,13 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"math"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/meterplane/billing"
-	"github.com/meterplane/billing/store/postgres"
+	"github.com/meterplane/billing/store/storetest"
 )
 
 // Run with:
@@ -23,39 +20,11 @@ import (
 // BenchmarkTrackDurableParallel is ours, on the same rows and the same server: compare their
 // events/s in one run.
 
-// benchWriters is how many goroutines call durable Track at once in
-// BenchmarkTrackDurableParallel.
-//
-// The baseline commits as many rows per transaction as Track does on average with benchWriters
-// callers, measured first in a scratch schema (trackBatchSize): each commit costs round trips
-// and a WAL flush, so events per commit decide the throughput of both, and a fair floor must
-// commit as often as Track. BenchmarkRawBatchInsert/batch=64 shows the floor if every commit
-// carried all 64.
-const benchWriters = 64
-
-var benchModels = []string{"gpt-4o", "gpt-4o-mini", "o3"}
-
-// benchEvent is event i of the write benchmarks: a few tenants, one resource, one model
-// attribute and a fresh UUIDv7 id, the shape of an LLM API's token usage.
-func benchEvent(i int) billing.Event {
-	return billing.Event{
-		ID:       billing.NewEventID(),
-		Tenant:   fmt.Sprintf("tenant-%d", i%8),
-		Resource: "tokens.output",
-		Quantity: int64(1 + i%1000),
-		Attrs:    map[string]string{"model": benchModels[i%len(benchModels)]},
-	}
-}
-
-func reportEventsPerSecond(b *testing.B, events int) {
-	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
-}
-
 // BenchmarkRawBatchInsert is the baseline: the same rows as BenchmarkTrackDurableParallel
 // inserted with plain multi-row INSERTs into a plain table with a primary key (tenant, id), in
 // the same database, one transaction per batch, without idempotency checks, partitions or
 // rollups. One op is one event. batch=track commits as many events per transaction as durable
-// Track achieves with benchWriters callers (measured first, in a scratch schema); batch=64
+// Track achieves with storetest.BenchWriters callers (measured first, in a scratch schema); batch=64
 // commits 64.
 func BenchmarkRawBatchInsert(b *testing.B) {
 	b.Run("batch=track", func(b *testing.B) { benchRawInsert(b, trackBatchSize(b)) })
@@ -90,7 +59,7 @@ func benchRawInsert(b *testing.B, batch int) {
 		n := min(batch, b.N-i)
 		args = args[:0]
 		for j := range n {
-			e := benchEvent(i + j)
+			e := storetest.BenchEvent(i + j)
 			args = append(args, e.Tenant, e.ID, e.Resource, e.Quantity, time.Now(), billing.EncodeAttrs(e.Attrs))
 		}
 		q := full
@@ -109,7 +78,7 @@ func benchRawInsert(b *testing.B, batch int) {
 		}
 	}
 	b.StopTimer()
-	reportEventsPerSecond(b, b.N)
+	storetest.ReportEventsPerSecond(b, b.N)
 	b.ReportMetric(float64(batch), "events/commit")
 }
 
@@ -120,36 +89,11 @@ var trackBatch struct {
 }
 
 // trackBatchSize measures, once per process, how many events per commit durable Track achieves
-// with benchWriters goroutines calling it, in a scratch schema.
+// with storetest.BenchWriters goroutines calling it, in a scratch schema.
 func trackBatchSize(b *testing.B) int {
 	trackBatch.once.Do(func() {
 		st := openTest(b) // closed and dropped when the first benchmark that asks ends
-		cs := &countingStore{Store: st}
-		m, err := billing.New(billing.Config{Store: cs})
-		if err != nil {
-			trackBatch.err = err
-			return
-		}
-		const perWriter = 50
-		errs := make(chan error, benchWriters)
-		for g := range benchWriters {
-			go func() {
-				for i := range perWriter {
-					if err := m.Track(context.Background(), benchEvent(g*perWriter+i)); err != nil {
-						errs <- err
-						return
-					}
-				}
-				errs <- nil
-			}()
-		}
-		for range benchWriters {
-			if err := <-errs; err != nil && trackBatch.err == nil {
-				trackBatch.err = err
-			}
-		}
-		m.Close()
-		trackBatch.size = max(1, int(math.Round(float64(cs.events.Load())/float64(cs.commits.Load()))))
+		trackBatch.size, trackBatch.err = storetest.MeasureTrackBatch(st)
 	})
 	if trackBatch.err != nil {
 		b.Fatalf("measuring Track's batch size: %v", trackBatch.err)
@@ -157,46 +101,9 @@ func trackBatchSize(b *testing.B) int {
 	return trackBatch.size
 }
 
-// countingStore counts the batches the Meter's writer commits, and their events.
-type countingStore struct {
-	*postgres.Store
-	commits, events atomic.Int64
-}
-
-func (s *countingStore) AppendEvents(ctx context.Context, spec billing.RollupSpec, events []billing.Event) ([]billing.AppendStatus, error) {
-	statuses, err := s.Store.AppendEvents(ctx, spec, events)
-	if err == nil {
-		s.commits.Add(1)
-		s.events.Add(int64(len(events)))
-	}
-	return statuses, err
-}
-
 // BenchmarkTrackDurableParallel measures durable Track (it returns once the event is committed:
 // insert with idempotency check and the hour, day, month and total rollups, in one transaction)
-// called by about benchWriters goroutines at once, one event per call. One op is one event.
+// called by about storetest.BenchWriters goroutines at once, one event per call. One op is one event.
 func BenchmarkTrackDurableParallel(b *testing.B) {
-	cs := &countingStore{Store: openTest(b)}
-	m, err := billing.New(billing.Config{Store: cs})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	ctx := context.Background()
-	var next atomic.Int64
-	b.SetParallelism((benchWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := m.Track(ctx, benchEvent(int(next.Add(1)))); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	reportEventsPerSecond(b, b.N)
-	if c := cs.commits.Load(); c > 0 {
-		b.ReportMetric(float64(cs.events.Load())/float64(c), "events/commit")
-	}
+	storetest.TrackDurableParallel(b, openTest(b))
 }

@@ -255,17 +255,8 @@ func (s *Store) SetInvoiceStatus(ctx context.Context, id string, from, to billin
 		if err != nil {
 			return err
 		}
-		if inv.Status != from {
-			return fmt.Errorf("postgres: invoice %s is %s, not %s: it cannot become %s", id, inv.Status, from, to)
-		}
-		inv.Status = to
-		switch to {
-		case billing.InvoicePaid:
-			inv.PaidAt = at
-		case billing.InvoiceVoid:
-			inv.VoidedAt = at
-		case billing.InvoiceFinalized:
-			inv.FinalizedAt = at
+		if err := inv.Move(from, to, at); err != nil {
+			return fmt.Errorf("postgres: %w", err)
 		}
 		if err := writeInvoice(ctx, tx, inv); err != nil {
 			return err

@@ -3,18 +3,16 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/meterplane/billing"
 	"github.com/meterplane/billing/store/sqlite"
+	"github.com/meterplane/billing/store/storetest"
 )
 
 // Run with:
@@ -23,31 +21,6 @@ import (
 //
 // BenchmarkRawBatchInsert is the floor on this machine and BenchmarkTrackDurableParallel is ours,
 // on the same rows and the same disk: compare their events/s in one run.
-
-// benchWriters is how many goroutines call durable Track at once in
-// BenchmarkTrackDurableParallel.
-//
-// The baseline commits as many rows per transaction as Track does on average, measured on this
-// machine (trackBatchSize): each commit costs a disk sync, so events per commit decide the
-// throughput of both, and a fair floor must sync as often as Track. With N closed-loop callers
-// the writer's batches settle near N/2, not N: while one batch syncs, only the callers answered
-// by the batch before it are queued, and the callers it answers queue up for the batch after
-// next. BenchmarkRawBatchInsert/batch=64 shows the floor if every commit carried all 64.
-const benchWriters = 64
-
-var benchModels = []string{"gpt-4o", "gpt-4o-mini", "o3"}
-
-// benchEvent is event i of the write benchmarks: a few tenants, one resource, one model
-// attribute and a fresh UUIDv7 id, the shape of an LLM API's token usage.
-func benchEvent(i int) billing.Event {
-	return billing.Event{
-		ID:       billing.NewEventID(),
-		Tenant:   fmt.Sprintf("tenant-%d", i%8),
-		Resource: "tokens.output",
-		Quantity: int64(1 + i%1000),
-		Attrs:    map[string]string{"model": benchModels[i%len(benchModels)]},
-	}
-}
 
 func benchOpen(b *testing.B) *sqlite.Store {
 	b.Helper()
@@ -59,15 +32,11 @@ func benchOpen(b *testing.B) *sqlite.Store {
 	return st
 }
 
-func reportEventsPerSecond(b *testing.B, events int) {
-	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
-}
-
 // BenchmarkRawBatchInsert is the baseline: the same rows as BenchmarkTrackDurableParallel
 // inserted with plain multi-row INSERTs (a prepared statement), into the same events table of a
 // Store opened the same way (so with the same pragmas: WAL, synchronous FULL), without
 // idempotency checks or rollups. One op is one event. batch=track commits as many events per
-// transaction as durable Track achieves with benchWriters callers (measured first, on a scratch
+// transaction as durable Track achieves with storetest.BenchWriters callers (measured first, on a scratch
 // file); batch=64 commits 64.
 func BenchmarkRawBatchInsert(b *testing.B) {
 	b.Run("batch=track", func(b *testing.B) { benchRawInsert(b, trackBatchSize(b)) })
@@ -92,7 +61,7 @@ func benchRawInsert(b *testing.B, batch int) {
 		n := min(batch, b.N-i)
 		args = args[:0]
 		for j := range n {
-			e := benchEvent(i + j)
+			e := storetest.BenchEvent(i + j)
 			args = append(args, e.Tenant, e.ID, e.Resource, e.Quantity, time.Now().UnixNano(), billing.EncodeAttrs(e.Attrs))
 		}
 		tx, err := db.Begin()
@@ -112,7 +81,7 @@ func benchRawInsert(b *testing.B, batch int) {
 		}
 	}
 	b.StopTimer()
-	reportEventsPerSecond(b, b.N)
+	storetest.ReportEventsPerSecond(b, b.N)
 	b.ReportMetric(float64(batch), "events/commit")
 }
 
@@ -123,7 +92,7 @@ var trackBatch struct {
 }
 
 // trackBatchSize measures, once per process, how many events per commit durable Track achieves
-// with benchWriters goroutines calling it, on a scratch file.
+// with storetest.BenchWriters goroutines calling it, on a scratch file.
 func trackBatchSize(b *testing.B) int {
 	trackBatch.once.Do(func() {
 		dir, err := os.MkdirTemp("", "billing-bench-")
@@ -138,32 +107,7 @@ func trackBatchSize(b *testing.B) int {
 			return
 		}
 		defer st.Close()
-		cs := &countingStore{Store: st}
-		m, err := billing.New(billing.Config{Store: cs})
-		if err != nil {
-			trackBatch.err = err
-			return
-		}
-		const perWriter = 50
-		errs := make(chan error, benchWriters)
-		for g := range benchWriters {
-			go func() {
-				for i := range perWriter {
-					if err := m.Track(context.Background(), benchEvent(g*perWriter+i)); err != nil {
-						errs <- err
-						return
-					}
-				}
-				errs <- nil
-			}()
-		}
-		for range benchWriters {
-			if err := <-errs; err != nil && trackBatch.err == nil {
-				trackBatch.err = err
-			}
-		}
-		m.Close()
-		trackBatch.size = max(1, int(math.Round(float64(cs.events.Load())/float64(cs.commits.Load()))))
+		trackBatch.size, trackBatch.err = storetest.MeasureTrackBatch(st)
 	})
 	if trackBatch.err != nil {
 		b.Fatalf("measuring Track's batch size: %v", trackBatch.err)
@@ -171,48 +115,11 @@ func trackBatchSize(b *testing.B) int {
 	return trackBatch.size
 }
 
-// countingStore counts the batches the Meter's writer commits, and their events.
-type countingStore struct {
-	billing.Store
-	commits, events atomic.Int64
-}
-
-func (s *countingStore) AppendEvents(ctx context.Context, spec billing.RollupSpec, events []billing.Event) ([]billing.AppendStatus, error) {
-	statuses, err := s.Store.AppendEvents(ctx, spec, events)
-	if err == nil {
-		s.commits.Add(1)
-		s.events.Add(int64(len(events)))
-	}
-	return statuses, err
-}
-
 // BenchmarkTrackDurableParallel measures durable Track (it returns once the event is committed:
 // insert with idempotency check and the hour, day, month and total rollups, in one transaction)
-// called by about benchWriters goroutines at once, one event per call. One op is one event.
+// called by about storetest.BenchWriters goroutines at once, one event per call. One op is one event.
 func BenchmarkTrackDurableParallel(b *testing.B) {
-	cs := &countingStore{Store: benchOpen(b)}
-	m, err := billing.New(billing.Config{Store: cs})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	ctx := context.Background()
-	var next atomic.Int64
-	b.SetParallelism((benchWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := m.Track(ctx, benchEvent(int(next.Add(1)))); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.StopTimer()
-	reportEventsPerSecond(b, b.N)
-	if c := cs.commits.Load(); c > 0 {
-		b.ReportMetric(float64(cs.events.Load())/float64(c), "events/commit")
-	}
+	storetest.TrackDurableParallel(b, benchOpen(b))
 }
 
 // BenchmarkTrackAsync measures async Track (Config.Async: it returns once the event is queued),
@@ -227,7 +134,7 @@ func BenchmarkTrackDurableParallel(b *testing.B) {
 func BenchmarkTrackAsync(b *testing.B) {
 	b.Run("caller", func(b *testing.B) {
 		const queue = billing.DefaultQueueSize
-		cs := &countingStore{Store: benchOpen(b)}
+		cs := &storetest.CountingStore{Store: benchOpen(b)}
 		m, err := billing.New(billing.Config{Store: cs, Async: true, QueueSize: queue})
 		if err != nil {
 			b.Fatal(err)
@@ -238,18 +145,18 @@ func BenchmarkTrackAsync(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			if i > 0 && i%queue == 0 {
 				b.StopTimer()
-				for cs.events.Load() < int64(i) {
+				for cs.Events.Load() < int64(i) {
 					time.Sleep(100 * time.Microsecond)
 				}
 				b.StartTimer()
 			}
-			if err := m.Track(ctx, benchEvent(i)); err != nil {
+			if err := m.Track(ctx, storetest.BenchEvent(i)); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("sustained", func(b *testing.B) {
-		cs := &countingStore{Store: benchOpen(b)}
+		cs := &storetest.CountingStore{Store: benchOpen(b)}
 		m, err := billing.New(billing.Config{Store: cs, Async: true})
 		if err != nil {
 			b.Fatal(err)
@@ -258,7 +165,7 @@ func BenchmarkTrackAsync(b *testing.B) {
 		start := time.Now()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			if err := m.Track(ctx, benchEvent(i)); err != nil {
+			if err := m.Track(ctx, storetest.BenchEvent(i)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -267,10 +174,10 @@ func BenchmarkTrackAsync(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sustained-events/s")
-		if c := cs.commits.Load(); c > 0 {
-			b.ReportMetric(float64(cs.events.Load())/float64(c), "events/commit")
+		if c := cs.Commits.Load(); c > 0 {
+			b.ReportMetric(float64(cs.Events.Load())/float64(c), "events/commit")
 		}
-		if got := cs.events.Load(); got != int64(b.N) {
+		if got := cs.Events.Load(); got != int64(b.N) {
 			b.Fatalf("the writer committed %d events, Track was called %d times", got, b.N)
 		}
 	})
@@ -307,7 +214,7 @@ func BenchmarkUsageMonth(b *testing.B) {
 					Resource: "tokens.output",
 					Quantity: int64(1 + i%1000),
 					Time:     month.Add(time.Duration(i%30)*24*time.Hour + time.Duration((i/30)%4*6)*time.Hour + time.Duration(i%60)*time.Minute),
-					Attrs:    map[string]string{"model": benchModels[(i/240)%2]},
+					Attrs:    map[string]string{"model": []string{"gpt-4o", "gpt-4o-mini"}[(i/240)%2]},
 				}
 				if e.Tenant == tenant {
 					ofTenant++

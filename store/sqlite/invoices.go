@@ -199,17 +199,8 @@ func (s *Store) SetInvoiceStatus(ctx context.Context, id string, from, to billin
 	if err != nil {
 		return nil, err
 	}
-	if inv.Status != from {
-		return nil, fmt.Errorf("sqlite: invoice %s is %s, not %s: it cannot become %s", id, inv.Status, from, to)
-	}
-	inv.Status = to
-	switch to {
-	case billing.InvoicePaid:
-		inv.PaidAt = at
-	case billing.InvoiceVoid:
-		inv.VoidedAt = at
-	case billing.InvoiceFinalized:
-		inv.FinalizedAt = at
+	if err := inv.Move(from, to, at); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	if err := writeInvoice(ctx, tx, inv); err != nil {
 		return nil, err
